@@ -1,0 +1,37 @@
+"""promptrecorder: record every LLM prompt and response made inside ``with recorder:``.
+
+The prompts and responses become span events on an OpenTelemetry span, exported over OTLP
+to Jaeger or any collector, and stay in memory on the recorder.
+
+Example:
+    >>> from promptrecorder import PromptRecorder, autorecord
+    >>> with PromptRecorder("notebook") as recorder:
+    ...     _ = autorecord("What is 2+2?", "4")
+    >>> recorder.prompts_and_responses
+    [{'prompt': 'What is 2+2?', 'response': '4'}]
+"""
+
+from __future__ import annotations
+
+from promptrecorder._version import __version__
+from promptrecorder.delivery import DeliveryStats
+from promptrecorder.errors import MissingDependencyError, PromptRecorderError
+from promptrecorder.recorder import PromptRecorder, autorecord, current_recorder
+from promptrecorder.records import PromptRecord, read_jsonl
+from promptrecorder.telemetry import configure, delivery_stats, flush, shutdown
+
+__all__ = [
+    "DeliveryStats",
+    "MissingDependencyError",
+    "PromptRecord",
+    "PromptRecorder",
+    "PromptRecorderError",
+    "__version__",
+    "autorecord",
+    "configure",
+    "current_recorder",
+    "delivery_stats",
+    "flush",
+    "read_jsonl",
+    "shutdown",
+]

@@ -1,0 +1,5 @@
+import sys
+
+from promptrecorder.cli import main
+
+sys.exit(main())

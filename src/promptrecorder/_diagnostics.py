@@ -1,0 +1,26 @@
+"""Logging for the telemetry path: say a thing once, plainly, and carry on."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+logger = logging.getLogger("promptrecorder")
+
+_said: set[str] = set()
+_said_lock = threading.Lock()
+
+
+def warn_once(key: str, message: str, *args: object) -> None:
+    """Log ``message`` as a warning the first time ``key`` is seen in this process."""
+    with _said_lock:
+        if key in _said:
+            return
+        _said.add(key)
+    logger.warning(message, *args)
+
+
+def forget(key: str) -> None:
+    """Let ``key`` be said again (after the condition it reported has cleared)."""
+    with _said_lock:
+        _said.discard(key)

@@ -1,0 +1,66 @@
+"""Compact, human-readable console renderings of finished spans and of records.
+
+The SDK's ConsoleSpanExporter prints each span as a page of JSON. For a person watching
+a demo or a notebook, one line per span and one per prompt or response reads better.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from opentelemetry.sdk.trace import ReadableSpan
+
+from promptrecorder import semconv
+from promptrecorder.records import PromptRecord
+
+_TEXT_KEYS = (semconv.PROMPT_TEXT, semconv.RESPONSE_TEXT)
+_WIDTH = 100
+
+
+def _short(text: str, width: int = _WIDTH) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def format_span(span: ReadableSpan) -> str:
+    """One line for the span, then one indented line per event."""
+    context = span.get_span_context()
+    trace_id = format(context.trace_id, "032x") if context else "?"
+    span_id = format(context.span_id, "016x") if context else "?"
+    parent = format(span.parent.span_id, "016x") if span.parent else "-"
+    duration_ms = ((span.end_time or 0) - (span.start_time or 0)) / 1e6
+    lines = [
+        f"[span] {span.name}  trace={trace_id} span={span_id} parent={parent} "
+        f"status={span.status.status_code.name} {duration_ms:.1f}ms"
+    ]
+    for event in span.events:
+        attributes = event.attributes or {}
+        text = next((attributes[key] for key in _TEXT_KEYS if key in attributes), None)
+        detail = f"  {_short(str(text))!r}" if text is not None else ""
+        lines.append(f"    [event] {event.name}{detail}")
+    return "\n".join(lines) + "\n"
+
+
+def format_records_table(records: Sequence[PromptRecord], width: int = 44) -> str:
+    """The records as a plain-text table: index, recorder, model, prompt, response, tokens."""
+    headers = ("#", "recorder", "model", "prompt", "response", "tokens")
+    rows = [
+        (
+            str(index),
+            record.recorder,
+            record.model or "-",
+            _short(record.prompt, width),
+            _short(record.response, width),
+            "-"
+            if record.input_tokens is None and record.output_tokens is None
+            else f"{record.input_tokens}→{record.output_tokens}",
+        )
+        for index, record in enumerate(records, start=1)
+    ]
+    widths = [max(len(cell) for cell in column) for column in zip(headers, *rows, strict=True)]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in (headers, *rows)
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)

@@ -1,0 +1,224 @@
+"""Turning prompts and responses into GenAI messages, and making content safe to export.
+
+What a caller passes to ``autorecord`` is validated and normalised here; the JSON that
+goes into ``gen_ai.input.messages`` / ``gen_ai.output.messages`` is built here too, in the
+"parts" format of the GenAI conventions::
+
+    [{"role": "user", "parts": [{"type": "text", "content": "..."}]}]
+
+Export safety: text longer than the export limit is cut (the JSON built from it stays
+valid, and the original length and SHA-256 are reported), and lone surrogates, which
+protobuf refuses to encode and which would make a whole export batch fail, are replaced
+with U+FFFD. The in-memory record always keeps the text whole and unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from json.encoder import encode_basestring  # the C-accelerated str encoder
+from typing import Any
+
+# Default cap, in characters, on each exported text (the in-memory record is never cut).
+# A collector's default gRPC limit is 4 MiB per request and a batch holds many spans, so
+# a few hundred kilobytes of prompt in one event would make the whole batch bounce.
+DEFAULT_MAX_CONTENT_LENGTH = 32_768
+TRUNCATION_MARKER = "…[truncated]"
+
+_OPENAI_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+
+
+def _describe(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def check_prompt(prompt: object) -> tuple[str, tuple[Mapping[str, Any], ...] | None]:
+    """Return ``(prompt_text, messages)`` for a prompt, or raise a clear error.
+
+    A str prompt is its own text. A chat message list (as the openai client takes it)
+    gives the text of its last user message, and is kept as a tuple.
+    """
+    if isinstance(prompt, str):
+        return prompt, None
+    if isinstance(prompt, (list, tuple)):
+        if not prompt:
+            raise ValueError("`prompt` must be a non-empty list of chat messages, got []")
+        for index, message in enumerate(prompt):
+            _check_message(message, index)
+        messages = tuple(prompt)
+        return last_user_text(messages), messages
+    raise TypeError(
+        "`prompt` must be a str or a list of chat messages "
+        f'({{"role": ..., "content": ...}} dicts), got {type(prompt).__name__}: {_describe(prompt)}'
+    )
+
+
+def check_response(response: object) -> str:
+    """Return the response text, or raise ``TypeError`` naming what is accepted."""
+    if isinstance(response, str):
+        return response
+    raise TypeError(f"`response` must be a str, got {type(response).__name__}: {_describe(response)}")
+
+
+def _check_message(message: object, index: int) -> None:
+    if not isinstance(message, Mapping):
+        raise TypeError(
+            f"`prompt[{index}]` must be a chat message dict with 'role' and 'content', "
+            f"got {type(message).__name__}: {_describe(message)}"
+        )
+    role = message.get("role")
+    if not isinstance(role, str) or not role:
+        raise TypeError(f"`prompt[{index}]['role']` must be a non-empty str, got {role!r}")
+    content = message.get("content")
+    if content is None or isinstance(content, str):
+        return
+    if isinstance(content, (list, tuple)):
+        for part_index, part in enumerate(content):
+            if not isinstance(part, Mapping):
+                raise TypeError(
+                    f"`prompt[{index}]['content'][{part_index}]` must be a content part dict "
+                    f"such as {{'type': 'text', 'text': ...}}, got {type(part).__name__}"
+                )
+        return
+    raise TypeError(
+        f"`prompt[{index}]['content']` must be a str, a list of content parts or None, "
+        f"got {type(content).__name__}: {_describe(content)}"
+    )
+
+
+def content_text(content: object) -> str:
+    """The plain text of an openai message ``content`` (a str or a list of parts)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, (list, tuple)):
+        texts = [
+            part["text"]
+            for part in content
+            if isinstance(part, Mapping) and isinstance(part.get("text"), str)
+        ]
+        return "\n".join(texts)
+    return ""
+
+
+def last_user_text(messages: Sequence[Mapping[str, Any]]) -> str:
+    """The text of the last user message, or of the last message when no user spoke."""
+    for message in reversed(messages):
+        if message.get("role") == "user":
+            return content_text(message.get("content"))
+    return content_text(messages[-1].get("content"))
+
+
+# --- GenAI "parts" messages ----------------------------------------------------------
+
+
+def to_genai_messages(messages: Sequence[Mapping[str, Any]], limit: int | None) -> list[dict[str, Any]]:
+    """Convert openai chat messages to GenAI input messages, each text cut to ``limit``."""
+    return [_to_genai_message(message, limit) for message in messages]
+
+
+def _to_genai_message(message: Mapping[str, Any], limit: int | None) -> dict[str, Any]:
+    role = message.get("role")
+    if role == "developer":
+        role = "system"
+    parts: list[dict[str, Any]] = []
+    content = message.get("content")
+    if role == "tool":
+        parts.append(
+            {
+                "type": "tool_call_response",
+                "id": message.get("tool_call_id"),
+                "response": export_text(content_text(content), limit)[0],
+            }
+        )
+    elif isinstance(content, str):
+        parts.append({"type": "text", "content": export_text(content, limit)[0]})
+    elif isinstance(content, (list, tuple)):
+        parts.extend(_to_genai_part(part, limit) for part in content)
+    for call in message.get("tool_calls") or ():
+        function = call.get("function") or {}
+        parts.append(
+            {
+                "type": "tool_call",
+                "id": call.get("id"),
+                "name": function.get("name"),
+                "arguments": _maybe_json(export_text(function.get("arguments") or "", limit)[0]),
+            }
+        )
+    result: dict[str, Any] = {"role": role if role in _OPENAI_ROLES else str(role), "parts": parts}
+    if isinstance(message.get("name"), str):
+        result["name"] = message["name"]
+    return result
+
+
+def _to_genai_part(part: Mapping[str, Any], limit: int | None) -> dict[str, Any]:
+    kind = part.get("type")
+    if kind == "text" or (kind is None and isinstance(part.get("text"), str)):
+        return {"type": "text", "content": export_text(str(part.get("text", "")), limit)[0]}
+    if kind == "image_url":
+        image = part.get("image_url") or {}
+        url = image.get("url", "") if isinstance(image, Mapping) else str(image)
+        if url.startswith("data:"):
+            # Inline data can be megabytes; its size, not its bytes, belongs in a trace.
+            return {"type": "blob", "modality": "image", "content": f"<inline data, {len(url)} chars>"}
+        return {"type": "uri", "modality": "image", "uri": url}
+    return {"type": str(kind), "content": export_text(json.dumps(part, default=str), limit)[0]}
+
+
+def _maybe_json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def user_message_json(text: str) -> str:
+    """``gen_ai.input.messages`` for a single user text, built without ``json.dumps``.
+
+    This is the common case on the hot path; the result equals
+    ``json.dumps([{"role": "user", "parts": [{"type": "text", "content": text}]}])``
+    with ``ensure_ascii=False``.
+    """
+    return '[{"role":"user","parts":[{"type":"text","content":' + encode_basestring(text) + "}]}]"
+
+
+def assistant_message_json(text: str) -> str:
+    """``gen_ai.output.messages`` for a single assistant text."""
+    return '[{"role":"assistant","parts":[{"type":"text","content":' + encode_basestring(text) + "}]}]"
+
+
+def messages_json(messages: list[dict[str, Any]]) -> str:
+    """Serialise GenAI messages compactly, keeping non-ASCII text readable."""
+    return json.dumps(messages, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+# --- export safety -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Truncation:
+    """What was cut from one text on its way to the exporter."""
+
+    original_length: int
+    sha256: str
+
+
+def export_text(text: str, limit: int | None) -> tuple[str, Truncation | None]:
+    """Return ``text`` as it may be exported, and what was cut, if anything."""
+    safe = text if text.isascii() else _replace_lone_surrogates(text)
+    if limit is None or len(safe) <= limit:
+        return safe, None
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    return safe[:limit] + TRUNCATION_MARKER, Truncation(len(text), digest)
+
+
+def _replace_lone_surrogates(text: str) -> str:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # surrogatepass keeps the surrogates as bytes; decoding them as UTF-16 turns each
+        # one that has no partner into U+FFFD, and leaves every valid character alone.
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text

@@ -1,0 +1,104 @@
+"""What one recorded pair looks like on a span: the attributes of its two events."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from opentelemetry.util.types import AttributeValue
+
+from promptrecorder import semconv
+from promptrecorder.content import (
+    Truncation,
+    assistant_message_json,
+    export_text,
+    messages_json,
+    to_genai_messages,
+    user_message_json,
+)
+
+_PRIMITIVES = (str, bool, int, float)
+
+
+def prompt_event_attributes(
+    *,
+    record_id: str,
+    prompt: str,
+    messages: Sequence[Mapping[str, Any]] | None,
+    model: str | None,
+    input_tokens: int | None,
+    metadata: Mapping[str, Any],
+    limit: int | None,
+) -> dict[str, AttributeValue]:
+    """Attributes of the prompt event: the text, the input messages, model and usage."""
+    text, cut = export_text(prompt, limit)
+    attributes: dict[str, AttributeValue] = {semconv.RECORD_ID: record_id, semconv.PROMPT_TEXT: text}
+    if messages is None:
+        attributes[semconv.GEN_AI_INPUT_MESSAGES] = user_message_json(text)
+    else:
+        attributes[semconv.GEN_AI_INPUT_MESSAGES] = messages_json(to_genai_messages(messages, limit))
+    if cut is not None:
+        _add_truncation(attributes, cut, semconv.PROMPT_ORIGINAL_LENGTH, semconv.PROMPT_SHA256)
+    if model is not None:
+        attributes[semconv.GEN_AI_REQUEST_MODEL] = model
+    if input_tokens is not None:
+        attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] = input_tokens
+    if metadata:
+        attributes.update(metadata_attributes(metadata))
+    return attributes
+
+
+def response_event_attributes(
+    *,
+    record_id: str,
+    response: str,
+    model: str | None,
+    output_tokens: int | None,
+    limit: int | None,
+) -> dict[str, AttributeValue]:
+    """Attributes of the response event: the text, the output messages, model and usage."""
+    text, cut = export_text(response, limit)
+    attributes: dict[str, AttributeValue] = {
+        semconv.RECORD_ID: record_id,
+        semconv.RESPONSE_TEXT: text,
+        semconv.GEN_AI_OUTPUT_MESSAGES: assistant_message_json(text),
+    }
+    if cut is not None:
+        _add_truncation(attributes, cut, semconv.RESPONSE_ORIGINAL_LENGTH, semconv.RESPONSE_SHA256)
+    if model is not None:
+        attributes[semconv.GEN_AI_RESPONSE_MODEL] = model
+    if output_tokens is not None:
+        attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] = output_tokens
+    return attributes
+
+
+def _add_truncation(
+    attributes: dict[str, AttributeValue], cut: Truncation, length_key: str, hash_key: str
+) -> None:
+    attributes[length_key] = cut.original_length
+    attributes[hash_key] = cut.sha256
+
+
+def metadata_attributes(metadata: Mapping[str, Any]) -> dict[str, AttributeValue]:
+    """Caller metadata as span attributes: primitives as they are, anything else as JSON."""
+    result: dict[str, AttributeValue] = {}
+    for key, value in metadata.items():
+        result[semconv.METADATA_PREFIX + key] = as_attribute_value(value)
+    return result
+
+
+def as_attribute_value(value: Any) -> AttributeValue:
+    """``value`` if OpenTelemetry takes it as an attribute, else its JSON text."""
+    if isinstance(value, _PRIMITIVES):
+        return export_text(value, None)[0] if isinstance(value, str) else value
+    if isinstance(value, (list, tuple)) and value and all(isinstance(item, str) for item in value):
+        return [export_text(item, None)[0] for item in value]
+    if (
+        isinstance(value, (list, tuple))
+        and value
+        and len({type(item) for item in value}) == 1
+        and isinstance(value[0], (bool, int, float))
+    ):
+        return list(value)
+    return export_text(json.dumps(value, ensure_ascii=False, default=str), None)[0]

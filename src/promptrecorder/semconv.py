@@ -1,0 +1,61 @@
+"""Every span name part, event name and attribute key that promptrecorder emits.
+
+The ``gen_ai.*`` strings follow the OpenTelemetry GenAI semantic conventions
+(Development stability, read 2026-11). They are defined here rather than imported
+from ``opentelemetry-semantic-conventions``, whose ``gen_ai`` constants are deprecated.
+Moving to the spec's log-based event later changes this module only.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# --- GenAI conventions -------------------------------------------------------------
+
+GEN_AI_OPERATION_NAME: Final = "gen_ai.operation.name"
+GEN_AI_PROVIDER_NAME: Final = "gen_ai.provider.name"
+GEN_AI_WORKFLOW_NAME: Final = "gen_ai.workflow.name"
+GEN_AI_REQUEST_MODEL: Final = "gen_ai.request.model"
+GEN_AI_RESPONSE_MODEL: Final = "gen_ai.response.model"
+GEN_AI_RESPONSE_ID: Final = "gen_ai.response.id"
+GEN_AI_RESPONSE_FINISH_REASONS: Final = "gen_ai.response.finish_reasons"
+GEN_AI_USAGE_INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
+GEN_AI_USAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
+GEN_AI_INPUT_MESSAGES: Final = "gen_ai.input.messages"
+GEN_AI_OUTPUT_MESSAGES: Final = "gen_ai.output.messages"
+ERROR_TYPE: Final = "error.type"
+
+# Values of gen_ai.operation.name.
+OPERATION_INVOKE_WORKFLOW: Final = "invoke_workflow"
+OPERATION_CHAT: Final = "chat"
+
+# --- promptrecorder's own -----------------------------------------------------------
+
+# The two span events of one recorded pair. Jaeger shows them as the span's Logs.
+EVENT_PROMPT: Final = "promptrecorder.prompt"
+EVENT_RESPONSE: Final = "promptrecorder.response"
+
+# The plain text, under short keys a person reads at once in Jaeger's Logs view.
+PROMPT_TEXT: Final = "prompt"
+RESPONSE_TEXT: Final = "response"
+
+# Pairs a prompt event with its response event (and with the in-memory record).
+RECORD_ID: Final = "promptrecorder.record.id"
+# Original length in characters and SHA-256 of content that was truncated for export.
+PROMPT_ORIGINAL_LENGTH: Final = "promptrecorder.prompt.original_length"
+PROMPT_SHA256: Final = "promptrecorder.prompt.sha256"
+RESPONSE_ORIGINAL_LENGTH: Final = "promptrecorder.response.original_length"
+RESPONSE_SHA256: Final = "promptrecorder.response.sha256"
+# Caller-supplied metadata is exported under this prefix.
+METADATA_PREFIX: Final = "promptrecorder.metadata."
+
+# Segment spans: a block that records more pairs than one span may hold continues on
+# numbered child spans of the recorder span, each linked to the one before it.
+SEGMENT_INDEX: Final = "promptrecorder.segment.index"
+SEGMENT_LINK_REASON: Final = "promptrecorder.link.reason"
+SEGMENT_LINK_REASON_CONTINUES: Final = "continues"
+SEGMENT_COUNT: Final = "promptrecorder.segment.count"
+RECORD_COUNT: Final = "promptrecorder.record.count"
+
+# The instrumentation scope under which every span is created.
+INSTRUMENTATION_NAME: Final = "promptrecorder"

@@ -1,0 +1,62 @@
+"""Every environment variable promptrecorder reads, with its default, in one table.
+
+The ``OTEL_*`` variables are the standard OpenTelemetry ones; their meaning is the
+specification's. An explicit argument to ``configure()`` always wins over the variable.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Final
+
+OTEL_SDK_DISABLED: Final = "OTEL_SDK_DISABLED"
+OTEL_SERVICE_NAME: Final = "OTEL_SERVICE_NAME"
+OTEL_TRACES_EXPORTER: Final = "OTEL_TRACES_EXPORTER"
+OTEL_EXPORTER_OTLP_ENDPOINT: Final = "OTEL_EXPORTER_OTLP_ENDPOINT"
+OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: Final = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+OTEL_EXPORTER_OTLP_PROTOCOL: Final = "OTEL_EXPORTER_OTLP_PROTOCOL"
+OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: Final = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"
+OTEL_EXPORTER_OTLP_HEADERS: Final = "OTEL_EXPORTER_OTLP_HEADERS"
+OTEL_EXPORTER_OTLP_TRACES_HEADERS: Final = "OTEL_EXPORTER_OTLP_TRACES_HEADERS"
+OTEL_EXPORTER_OTLP_TIMEOUT: Final = "OTEL_EXPORTER_OTLP_TIMEOUT"
+OTEL_RESOURCE_ATTRIBUTES: Final = "OTEL_RESOURCE_ATTRIBUTES"
+OTEL_SPAN_EVENT_COUNT_LIMIT: Final = "OTEL_SPAN_EVENT_COUNT_LIMIT"
+
+# name -> (default, what it does). The table the README's configuration reference follows.
+ENVIRONMENT: Final[dict[str, tuple[str | None, str]]] = {
+    OTEL_SDK_DISABLED: ("false", "`true` makes configure() set nothing up; records stay in memory"),
+    OTEL_SERVICE_NAME: (None, "service.name of the resource (configure(service_name=) wins)"),
+    OTEL_RESOURCE_ATTRIBUTES: (None, "extra resource attributes, `key=value,key2=value2`"),
+    OTEL_TRACES_EXPORTER: ("otlp", "comma-separated: `otlp`, `console`, `none`"),
+    OTEL_EXPORTER_OTLP_PROTOCOL: ("http/protobuf", "`grpc` or `http/protobuf`"),
+    OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: (None, "as above, for traces only (wins over the general one)"),
+    OTEL_EXPORTER_OTLP_ENDPOINT: (
+        None,
+        "collector base URL; default http://localhost:4318 (HTTP, /v1/traces appended) "
+        "or http://localhost:4317 (gRPC)",
+    ),
+    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: (None, "full traces URL, used as it is"),
+    OTEL_EXPORTER_OTLP_HEADERS: (None, "auth headers, `key=value,key2=value2`"),
+    OTEL_EXPORTER_OTLP_TRACES_HEADERS: (None, "as above, for traces only"),
+    OTEL_EXPORTER_OTLP_TIMEOUT: ("10000", "export timeout in milliseconds"),
+    OTEL_SPAN_EVENT_COUNT_LIMIT: ("128", "events one span keeps; more pairs continue on segment spans"),
+}
+
+DEFAULT_PROTOCOL: Final = "http/protobuf"
+PROTOCOLS: Final = ("grpc", "http/protobuf")
+EXPORTERS: Final = ("otlp", "console", "none")
+DEFAULT_GRPC_ENDPOINT: Final = "http://localhost:4317"
+DEFAULT_HTTP_ENDPOINT: Final = "http://localhost:4318"
+HTTP_TRACES_PATH: Final = "/v1/traces"
+# How long process exit (or shutdown()) waits for spans still queued for delivery.
+DEFAULT_SHUTDOWN_TIMEOUT_S: Final = 5.0
+
+
+def env(name: str) -> str | None:
+    """The variable's value, stripped, or None when unset or blank."""
+    value = os.environ.get(name, "").strip()
+    return value or None
+
+
+def env_flag(name: str) -> bool:
+    return (env(name) or "").lower() == "true"

@@ -1,0 +1,677 @@
+"""Real OTLP receivers on 127.0.0.1 for integration tests.
+
+The receivers are oteltest's ``GrpcSink`` and ``HttpSink`` (written by an OpenTelemetry
+Python maintainer, not by us), bent by small subclasses to bind ``127.0.0.1`` on an
+OS-chosen port. What they receive is decoded into plain, comparable ``ReceivedSpan``
+objects, so tests assert on Python values instead of protobuf ``AnyValue`` messages.
+
+Example::
+
+    with GrpcReceiver() as receiver:
+        exporter = stock_span_exporter(receiver)
+        ...  # export spans, shut the provider down
+        [span] = receiver.wait_for_spans(1)
+        assert span.attributes["gen_ai.system"] == "openai"
+
+Every receiver is a context manager: it starts on enter and stops (joining its threads)
+on exit. Threading: receivers store what arrives from server threads under a lock; the
+query methods (``spans``, ``headers``, ``wait_for_spans``) may be called from any thread.
+"""
+
+from __future__ import annotations
+
+import abc
+import base64
+import gzip
+import json
+import logging
+import socket
+import threading
+import time
+import zlib
+from collections.abc import Iterable, Mapping
+from concurrent import futures
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, ClassVar, NamedTuple, TypeVar
+
+import grpc
+from google.protobuf.json_format import ParseError
+from google.protobuf.message import DecodeError
+from google.rpc import status_pb2
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+    OTLPSpanExporter as GrpcSpanExporter,
+)
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+    OTLPSpanExporter as HttpSpanExporter,
+)
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2_grpc
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
+from opentelemetry.sdk.trace.export import SpanExporter
+from oteltest.sink import GrpcSink, HttpSink
+from oteltest.sink.handler import AccumulatingHandler
+from oteltest.sink.private import (
+    _LogsServiceServicer,
+    _MetricsServiceServicer,
+    _TraceServiceServicer,
+)
+
+__all__ = [
+    "FailingHttpReceiver",
+    "GrpcReceiver",
+    "HttpReceiver",
+    "ReceivedEvent",
+    "ReceivedLink",
+    "ReceivedSpan",
+    "Receiver",
+    "decode_any_value",
+    "rpc_status_body",
+    "stock_span_exporter",
+    "unused_port",
+]
+
+LOOPBACK = "127.0.0.1"
+_logger = logging.getLogger(__name__)
+
+AttributeValue = Any  # str | int | float | bool | bytes | None | list[...] | dict[str, ...]
+Headers = dict[str, str | bytes]
+_R = TypeVar("_R", bound="Receiver")
+
+
+# --------------------------------------------------------------------------- decoded spans
+
+
+@dataclass(frozen=True)
+class ReceivedEvent:
+    """A span event as the receiver got it."""
+
+    name: str
+    time_unix_nano: int
+    attributes: dict[str, AttributeValue] = field(default_factory=dict)
+
+
+class ReceivedLink(NamedTuple):
+    """A span link as the receiver got it; compares equal to a plain 3-tuple."""
+
+    trace_id: str
+    span_id: str
+    attributes: dict[str, AttributeValue]
+
+
+@dataclass(frozen=True)
+class ReceivedSpan:
+    """A span as the receiver got it, decoded from OTLP protobuf into plain values.
+
+    Ids are lowercase hex (``parent_span_id`` is ``""`` for a root span). ``kind`` is the
+    SDK's ``SpanKind`` member name (``"INTERNAL"``, ``"CLIENT"``, ...), so it compares with
+    ``SpanKind.CLIENT.name``. ``status_code`` is the OTLP number: 0 unset, 1 ok, 2 error.
+    """
+
+    name: str
+    trace_id: str
+    span_id: str
+    parent_span_id: str
+    kind: str
+    start_time_unix_nano: int
+    end_time_unix_nano: int
+    status_code: int
+    status_message: str
+    attributes: dict[str, AttributeValue]
+    events: list[ReceivedEvent]
+    links: list[ReceivedLink]
+    resource_attributes: dict[str, AttributeValue]
+    scope_name: str
+
+
+def decode_any_value(value: AnyValue) -> AttributeValue:
+    """Turn an OTLP ``AnyValue`` into the Python value it carries (``None`` when empty)."""
+    which = value.WhichOneof("value")
+    if which is None:
+        return None
+    if which == "array_value":
+        return [decode_any_value(item) for item in value.array_value.values]
+    if which == "kvlist_value":
+        return decode_attributes(value.kvlist_value.values)
+    return getattr(value, which)
+
+
+def decode_attributes(attributes: Iterable[KeyValue]) -> dict[str, AttributeValue]:
+    """Turn repeated OTLP ``KeyValue`` into a dict."""
+    return {kv.key: decode_any_value(kv.value) for kv in attributes}
+
+
+def _decode_span(span: Span, resource: dict[str, AttributeValue], scope: str) -> ReceivedSpan:
+    return ReceivedSpan(
+        name=span.name,
+        trace_id=span.trace_id.hex(),
+        span_id=span.span_id.hex(),
+        parent_span_id=span.parent_span_id.hex(),
+        kind=Span.SpanKind.Name(span.kind).removeprefix("SPAN_KIND_"),
+        start_time_unix_nano=span.start_time_unix_nano,
+        end_time_unix_nano=span.end_time_unix_nano,
+        status_code=span.status.code,
+        status_message=span.status.message,
+        attributes=decode_attributes(span.attributes),
+        events=[
+            ReceivedEvent(event.name, event.time_unix_nano, decode_attributes(event.attributes))
+            for event in span.events
+        ],
+        links=[
+            ReceivedLink(
+                link.trace_id.hex(), link.span_id.hex(), decode_attributes(link.attributes)
+            )
+            for link in span.links
+        ],
+        resource_attributes=resource,
+        scope_name=scope,
+    )
+
+
+def _decode_request(request: ExportTraceServiceRequest) -> list[ReceivedSpan]:
+    spans: list[ReceivedSpan] = []
+    for resource_spans in request.resource_spans:
+        resource = decode_attributes(resource_spans.resource.attributes)
+        for scope_spans in resource_spans.scope_spans:
+            spans.extend(
+                _decode_span(span, resource, scope_spans.scope.name) for span in scope_spans.spans
+            )
+    return spans
+
+
+# --------------------------------------------------------------------------- storage
+
+
+class _Store(AccumulatingHandler):
+    """oteltest's accumulating handler, made safe to read while server threads write."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+
+    def handle_trace(self, request: ExportTraceServiceRequest, headers: Mapping[str, Any]) -> None:
+        # gRPC metadata keys are lowercase already; HTTP keeps the sender's casing.
+        lowered = {key.lower(): value for key, value in headers.items()}
+        with self._lock:
+            super().handle_trace(request, lowered)
+
+    def snapshot(self) -> list[tuple[ExportTraceServiceRequest, Headers]]:
+        with self._lock:
+            return [(req.pbreq, dict(req.headers)) for req in self.telemetry.trace_requests]
+
+    def clear(self) -> None:
+        with self._lock:
+            self.telemetry.trace_requests.clear()
+            self.telemetry.metric_requests.clear()
+            self.telemetry.log_requests.clear()
+
+
+# --------------------------------------------------------------------------- loopback sinks
+
+
+class LoopbackGrpcSink(GrpcSink):
+    """``GrpcSink`` bound to 127.0.0.1 on an OS-chosen port (read it from ``.port``)."""
+
+    def __init__(self, request_handler: AccumulatingHandler, max_workers: int = 4) -> None:
+        # GrpcSink.__init__ binds 0.0.0.0:<fixed port> itself, so it is not called: this
+        # repeats its servicer wiring and binds loopback instead.
+        self._executor = futures.ThreadPoolExecutor(
+            max_workers=max_workers, thread_name_prefix="otlp-grpc-receiver"
+        )
+        # gRPC sets SO_REUSEPORT by default, which would let another process share the port.
+        self.svr = grpc.server(self._executor, options=[("grpc.so_reuseport", 0)])
+        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(
+            _TraceServiceServicer(request_handler.handle_trace), self.svr
+        )
+        metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(
+            _MetricsServiceServicer(request_handler.handle_metrics), self.svr
+        )
+        logs_service_pb2_grpc.add_LogsServiceServicer_to_server(
+            _LogsServiceServicer(request_handler.handle_logs), self.svr
+        )
+        self.logger = _logger
+        self.port = self.svr.add_insecure_port(f"{LOOPBACK}:0")
+        if not self.port:
+            raise RuntimeError(f"gRPC could not bind {LOOPBACK}:0")
+
+    def stop(self) -> None:
+        """Stop at once, cancelling in-flight calls, and join the worker threads."""
+        self.svr.stop(grace=None).wait()
+        self._executor.shutdown(wait=True)
+
+
+class _OtlpHttpServer(ThreadingHTTPServer):
+    # Handler threads are joined by server_close(); HTTP/1.0 closes each connection
+    # after its response, so they end promptly.
+    daemon_threads = False
+    block_on_close = True
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler], sink: LoopbackHttpSink) -> None:
+        self.sink = sink
+        super().__init__((LOOPBACK, 0), handler)
+
+
+def _read_body(handler: BaseHTTPRequestHandler) -> bytes | None:
+    length = handler.headers.get("Content-Length")
+    if length is None:
+        return None
+    return handler.rfile.read(int(length))
+
+
+def _reply(
+    handler: BaseHTTPRequestHandler,
+    status: int,
+    body: bytes,
+    content_type: str,
+    extra_headers: Mapping[str, str] | None = None,
+) -> None:
+    handler.send_response(status)
+    handler.send_header("Content-Type", content_type)
+    handler.send_header("Content-Length", str(len(body)))
+    for key, value in (extra_headers or {}).items():
+        handler.send_header(key, value)
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+def _is_json(headers: Mapping[str, str]) -> bool:
+    return any(k.lower() == "content-type" and "json" in v.lower() for k, v in headers.items())
+
+
+_ID_KEYS = ("traceId", "spanId", "parentSpanId")
+
+
+def _hex_ids_to_base64(post_data: bytes) -> bytes:
+    """Rewrite OTLP/JSON's hex ids as the base64 that protobuf's JSON parser expects.
+
+    OTLP/JSON encodes trace and span ids as hex; oteltest parses with protobuf's generic
+    ``json_format.Parse``, which reads bytes fields as base64 and so garbles every id.
+    """
+    request = json.loads(post_data)
+    for resource_spans in request.get("resourceSpans", []):
+        for scope_spans in resource_spans.get("scopeSpans", []):
+            for span in scope_spans.get("spans", []):
+                for item in (span, *span.get("links", [])):
+                    for key in _ID_KEYS:
+                        if item.get(key):
+                            item[key] = base64.b64encode(bytes.fromhex(item[key])).decode()
+    return json.dumps(request).encode()
+
+
+class _OtlpHttpRequestHandler(BaseHTTPRequestHandler):
+    server: _OtlpHttpServer
+    timeout = 5  # seconds: a stalled client cannot keep stop() waiting for ever
+
+    def do_POST(self) -> None:
+        body = _read_body(self)
+        if body is None:
+            _reply(self, 411, b"Content-Length required", "text/plain")
+            return
+        route = self.server.sink.handlers.get(self.path)
+        if route is None:
+            _reply(self, 404, f"no OTLP signal at {self.path}".encode(), "text/plain")
+            return
+        try:
+            # oteltest's HttpSink cannot read compressed bodies; the exporters may send them.
+            encoding = self.headers.get("Content-Encoding", "").lower()
+            if encoding == "gzip":
+                body = gzip.decompress(body)
+            elif encoding == "deflate":
+                body = zlib.decompress(body)
+            route(body, dict(self.headers.items()))
+        except (OSError, EOFError, zlib.error, DecodeError, ParseError, ValueError) as error:
+            _reply(self, 400, f"cannot decode OTLP request: {error}".encode(), "text/plain")
+            return
+        # An empty Export*ServiceResponse: zero protobuf bytes, or {} in JSON.
+        if _is_json(self.headers):
+            _reply(self, 200, b"{}", "application/json")
+        else:
+            _reply(self, 200, b"", "application/x-protobuf")
+
+    def log_message(self, format: str, *args: Any) -> None:
+        _logger.debug("otlp http receiver: " + format, *args)
+
+
+class LoopbackHttpSink(HttpSink):
+    """``HttpSink`` bound to 127.0.0.1 on an OS-chosen port, with a stop() that joins.
+
+    ``HttpSink.run_server`` binds all interfaces on a fixed port inside its thread, so the
+    port could not be known when start() returns; here start() binds (the socket listens
+    from then on) and the thread only serves.
+    """
+
+    def __init__(self, listener: AccumulatingHandler) -> None:
+        super().__init__(listener, _logger, port=0, daemon=True)
+        self.svr_thread.name = "otlp-http-receiver"
+        self.httpd: _OtlpHttpServer | None = None
+
+    def start(self) -> None:
+        self.httpd = _OtlpHttpServer(_OtlpHttpRequestHandler, self)
+        self.port = self.httpd.server_address[1]
+        super().start()
+
+    def handle_trace(self, post_data: bytes, headers: Mapping[str, str]) -> None:
+        if _is_json(headers):
+            post_data = _hex_ids_to_base64(post_data)
+        super().handle_trace(post_data, headers)
+
+    def run_server(self) -> None:
+        assert self.httpd is not None
+        # The default 0.5 s poll would make every stop() take up to half a second.
+        self.httpd.serve_forever(poll_interval=0.02)
+
+    def stop(self) -> None:
+        if self.httpd is None:
+            return
+        super().stop()  # shutdown(), join the serving thread, server_close()
+        self.httpd = None
+
+
+# --------------------------------------------------------------------------- receivers
+
+
+class Receiver(abc.ABC):
+    """An OTLP trace receiver on 127.0.0.1; what the integration tests export to."""
+
+    protocol: ClassVar[str]
+
+    def __init__(self) -> None:
+        self._store = _Store()
+        self._port: int | None = None
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise RuntimeError(f"{type(self).__name__} is not started")
+        return self._port
+
+    @property
+    def endpoint(self) -> str:
+        """Base URL, e.g. ``http://127.0.0.1:PORT`` (what ``OTEL_EXPORTER_OTLP_ENDPOINT`` takes)."""
+        return f"http://{LOOPBACK}:{self.port}"
+
+    @property
+    def traces_endpoint(self) -> str:
+        """What the stock trace exporter's ``endpoint=`` argument takes for this protocol."""
+        return self.endpoint
+
+    def otel_env(self) -> dict[str, str]:
+        """Standard exporter environment variables that point at this receiver."""
+        return {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": self.endpoint,
+            "OTEL_EXPORTER_OTLP_PROTOCOL": self.protocol,
+        }
+
+    @abc.abstractmethod
+    def start(self) -> None:
+        """Bind and start serving; returns once the port is listening."""
+
+    @abc.abstractmethod
+    def stop(self) -> None:
+        """Stop serving and join the server's threads. Safe to call twice."""
+
+    def __enter__(self: _R) -> _R:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def spans(self) -> list[ReceivedSpan]:
+        """Every span received so far, in arrival order."""
+        return [span for request, _ in self._store.snapshot() for span in _decode_request(request)]
+
+    def span_named(self, name: str) -> ReceivedSpan:
+        """The one received span called ``name``; AssertionError unless exactly one."""
+        found = [span for span in self.spans() if span.name == name]
+        if len(found) != 1:
+            names = [span.name for span in self.spans()]
+            raise AssertionError(f"expected one span named {name!r}, got {len(found)} in {names}")
+        return found[0]
+
+    def headers(self) -> list[Headers]:
+        """The headers (gRPC metadata) of each trace export request, keys lowercased."""
+        return [headers for _, headers in self._store.snapshot()]
+
+    def wait_for_spans(self, n: int, timeout: float = 5.0) -> list[ReceivedSpan]:
+        """Poll until at least ``n`` spans arrived and return them all.
+
+        Raises:
+            AssertionError: fewer than ``n`` spans arrived within ``timeout`` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            spans = self.spans()
+            if len(spans) >= n:
+                return spans
+            if time.monotonic() >= deadline:
+                names = [span.name for span in spans]
+                raise AssertionError(
+                    f"expected at least {n} spans within {timeout}s at {self.endpoint} "
+                    f"({self.protocol}), {len(spans)} arrived: {names}"
+                )
+            time.sleep(0.01)
+
+    def clear(self) -> None:
+        """Forget everything received so far."""
+        self._store.clear()
+
+
+class GrpcReceiver(Receiver):
+    """OTLP/gRPC receiver (oteltest ``GrpcSink``) on 127.0.0.1:<free port>."""
+
+    protocol = "grpc"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sink: LoopbackGrpcSink | None = None
+
+    def start(self) -> None:
+        if self.sink is not None:
+            raise RuntimeError("GrpcReceiver is already started")
+        self.sink = LoopbackGrpcSink(self._store)
+        self.sink.start()
+        self._port = self.sink.port
+
+    def stop(self) -> None:
+        if self.sink is not None:
+            self.sink.stop()
+            self.sink = None
+
+
+class HttpReceiver(Receiver):
+    """OTLP/HTTP receiver (oteltest ``HttpSink``; protobuf or JSON, plain/gzip/deflate)."""
+
+    protocol = "http/protobuf"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sink: LoopbackHttpSink | None = None
+
+    @property
+    def traces_endpoint(self) -> str:
+        return f"{self.endpoint}/v1/traces"
+
+    def start(self) -> None:
+        if self.sink is not None:
+            raise RuntimeError("HttpReceiver is already started")
+        self.sink = LoopbackHttpSink(self._store)
+        self.sink.start()
+        self._port = self.sink.port
+
+    def stop(self) -> None:
+        if self.sink is not None:
+            self.sink.stop()
+            self.sink = None
+
+
+# --------------------------------------------------------------------------- faults
+
+
+def rpc_status_body(message: str, code: int = 3) -> bytes:
+    """A serialized ``google.rpc.Status``: the body OTLP/HTTP specifies for failures.
+
+    ``code`` is a gRPC status code (3 is INVALID_ARGUMENT).
+    """
+    body: bytes = status_pb2.Status(code=code, message=message).SerializeToString()
+    return body
+
+
+class _FailingRequestHandler(BaseHTTPRequestHandler):
+    server: _FailingHttpServer
+    timeout = 5
+
+    def do_POST(self) -> None:
+        _read_body(self)  # drain it, so the client sees a clean reply and not a reset
+        receiver = self.server.receiver
+        receiver._record(dict(self.headers.items()))
+        extra = {"Retry-After": receiver.retry_after} if receiver.retry_after is not None else {}
+        _reply(self, receiver.status, receiver.body, receiver.content_type, extra)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        _logger.debug("failing otlp http receiver: " + format, *args)
+
+
+class _FailingHttpServer(ThreadingHTTPServer):
+    daemon_threads = False
+    block_on_close = True
+
+    def __init__(self, receiver: FailingHttpReceiver) -> None:
+        self.receiver = receiver
+        super().__init__((LOOPBACK, 0), _FailingRequestHandler)
+
+
+class FailingHttpReceiver:
+    """OTLP/HTTP endpoint that answers every POST with one failing status, and counts them.
+
+    Example::
+
+        with FailingHttpReceiver(status=503, retry_after="0") as receiver:
+            ...  # the exporter retries at once instead of backing off
+            assert receiver.request_count > 1
+
+    Args:
+        status: HTTP status of every reply (500 is not retried by the stock exporter;
+            429, 502, 503 and 504 are, with exponential backoff unless ``retry_after`` says).
+        body: reply body; ``rpc_status_body("...")`` gives the protobuf OTLP specifies.
+        content_type: of the body.
+        retry_after: value of a ``Retry-After`` header, or None for no header.
+    """
+
+    protocol = "http/protobuf"
+
+    def __init__(
+        self,
+        status: int = 500,
+        body: bytes = b"receiver failing on purpose",
+        content_type: str = "text/plain; charset=utf-8",
+        retry_after: str | None = None,
+    ) -> None:
+        if not 400 <= status <= 599:
+            raise ValueError(f"`status` must be a 4xx or 5xx code, got {status!r}")
+        self.status = status
+        self.body = body
+        self.content_type = content_type
+        self.retry_after = retry_after
+        self._lock = threading.Lock()
+        self._headers: list[Headers] = []
+        self._httpd: _FailingHttpServer | None = None
+        self._thread: threading.Thread | None = None
+        self._port: int | None = None
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise RuntimeError("FailingHttpReceiver is not started")
+        return self._port
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    @property
+    def traces_endpoint(self) -> str:
+        return f"{self.endpoint}/v1/traces"
+
+    @property
+    def request_count(self) -> int:
+        """How many POST requests were answered (each retry counts)."""
+        with self._lock:
+            return len(self._headers)
+
+    def headers(self) -> list[Headers]:
+        """The headers of each request, keys lowercased."""
+        with self._lock:
+            return list(self._headers)
+
+    def _record(self, headers: Mapping[str, str]) -> None:
+        with self._lock:
+            self._headers.append({key.lower(): value for key, value in headers.items()})
+
+    def start(self) -> None:
+        if self._httpd is not None:
+            raise RuntimeError("FailingHttpReceiver is already started")
+        self._httpd = _FailingHttpServer(self)
+        self._port = self._httpd.server_address[1]
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.02},
+            name="failing-otlp-http-receiver",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._httpd is None:
+            return
+        self._httpd.shutdown()
+        assert self._thread is not None
+        self._thread.join()
+        self._httpd.server_close()
+        self._httpd = None
+
+    def __enter__(self) -> FailingHttpReceiver:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def unused_port() -> int:
+    """A 127.0.0.1 TCP port nothing listens on, for "collector unreachable" tests.
+
+    The OS picks it and it is released at once; another process could take it before the
+    test connects, but the OS hands out ports round-robin, so that is unlikely.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def stock_span_exporter(receiver: Receiver | FailingHttpReceiver, **kwargs: Any) -> SpanExporter:
+    """The stock OTLP span exporter for the receiver's protocol, pointed at it.
+
+    ``kwargs`` go to the exporter (``headers=``, ``timeout=``, ``compression=``...).
+    """
+    if receiver.protocol == "grpc":
+        return GrpcSpanExporter(endpoint=receiver.traces_endpoint, insecure=True, **kwargs)
+    return HttpSpanExporter(endpoint=receiver.traces_endpoint, **kwargs)
