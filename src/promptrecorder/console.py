@@ -6,9 +6,11 @@ a demo or a notebook, one line per span and one per prompt or response reads bet
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 
 from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from promptrecorder import semconv
 from promptrecorder.records import PromptRecord
@@ -64,3 +66,18 @@ def format_records_table(records: Sequence[PromptRecord], width: int = 44) -> st
     ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+class CompactConsoleExporter(SpanExporter):
+    """Prints each finished span with ``format_span`` to the *current* ``sys.stdout``.
+
+    The SDK's ConsoleSpanExporter binds ``sys.stdout`` when its module is imported, so
+    output redirected later (a notebook, ``contextlib.redirect_stdout``) would miss it.
+    """
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        stream = sys.stdout
+        for span in spans:
+            stream.write(format_span(span))
+        stream.flush()
+        return SpanExportResult.SUCCESS

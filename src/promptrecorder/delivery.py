@@ -30,6 +30,8 @@ _EXPORTER_LOGGERS = (
 )
 
 _exporting = threading.local()
+# How long shutdown waits for an aborted export to return its outcome.
+_IN_FLIGHT_GRACE_S = 1.0
 
 
 class _CaptureExporterLogs(logging.Filter):
@@ -39,8 +41,9 @@ class _CaptureExporterLogs(logging.Filter):
         owner: DeliveryExporter | None = getattr(_exporting, "owner", None)
         if owner is None:
             return True
-        if record.levelno >= logging.WARNING:
-            owner._captured = record.getMessage().splitlines()[0]
+        # The first complaint names the cause; later ones are retries and aborts.
+        if record.levelno >= logging.WARNING and owner._captured is None:
+            owner._captured = record.getMessage().splitlines()[0].rstrip(". ")
         return False
 
 
@@ -84,6 +87,8 @@ class DeliveryExporter(SpanExporter):
         self._last_error: str | None = None
         self._captured: str | None = None  # what the exporter logged during the current export
         self._shutting_down = False
+        self._idle = threading.Event()  # clear while an export is in flight
+        self._idle.set()
         _install_capture_filter()
 
     def stats(self) -> DeliveryStats:
@@ -98,18 +103,22 @@ class DeliveryExporter(SpanExporter):
             return SpanExportResult.FAILURE
         _exporting.owner = self
         self._captured = None
+        self._idle.clear()
         try:
-            result = self._exporter.export(spans)
-        except Exception as error:  # an exporter bug must not kill the processor thread
-            result = SpanExportResult.FAILURE
-            self._captured = f"{type(error).__name__}: {error}"
+            try:
+                result = self._exporter.export(spans)
+            except Exception as error:  # an exporter bug must not kill the processor thread
+                result = SpanExportResult.FAILURE
+                self._captured = f"{type(error).__name__}: {error}"
+            finally:
+                _exporting.owner = None
+            if result is SpanExportResult.SUCCESS:
+                self._count_success(len(spans))
+            else:
+                self._count_failure(len(spans), self._captured)
+            return result
         finally:
-            _exporting.owner = None
-        if result is SpanExportResult.SUCCESS:
-            self._count_success(len(spans))
-        else:
-            self._count_failure(len(spans), self._captured)
-        return result
+            self._idle.set()
 
     def begin_shutdown(self) -> None:
         """From now on, give up at once on a collector that did not answer the last export."""
@@ -158,8 +167,18 @@ class DeliveryExporter(SpanExporter):
             self._exporter.shutdown(timeout_millis=timeout_millis)  # type: ignore[call-arg]
         else:
             self._exporter.shutdown()
+        # Shutting the exporter down aborts its retries; give the export still in flight a
+        # moment to come back, so that its outcome is counted and reported, not lost with
+        # the daemon thread at exit.
+        self._idle.wait(_IN_FLIGHT_GRACE_S)
+
+    def abandon(self, count: int) -> None:
+        """Count spans the processor still held when shutdown gave up, and report the total."""
+        if count:
+            self._count_failure(count, "still queued when shutdown timed out")
         with self._lock:
             undelivered = self._unreported
+            self._unreported = 0
         if undelivered:
             logger.warning(
                 "promptrecorder: %d more spans could not be delivered to %s before shutdown",

@@ -19,6 +19,7 @@ from promptrecorder.content import (
 )
 
 _PRIMITIVES = (str, bool, int, float)
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 def prompt_event_attributes(
@@ -90,8 +91,12 @@ def metadata_attributes(metadata: Mapping[str, Any]) -> dict[str, AttributeValue
 
 def as_attribute_value(value: Any) -> AttributeValue:
     """``value`` if OpenTelemetry takes it as an attribute, else its JSON text."""
+    if isinstance(value, str):
+        return export_text(value, None)[0]
+    if isinstance(value, int) and not isinstance(value, bool) and not _INT64_MIN <= value <= _INT64_MAX:
+        return str(value)  # OTLP integers are int64; a bigger one would fail the whole batch
     if isinstance(value, _PRIMITIVES):
-        return export_text(value, None)[0] if isinstance(value, str) else value
+        return value
     if isinstance(value, (list, tuple)) and value and all(isinstance(item, str) for item in value):
         return [export_text(item, None)[0] for item in value]
     if (
@@ -99,6 +104,7 @@ def as_attribute_value(value: Any) -> AttributeValue:
         and value
         and len({type(item) for item in value}) == 1
         and isinstance(value[0], (bool, int, float))
+        and all(isinstance(item, (bool, float)) or _INT64_MIN <= item <= _INT64_MAX for item in value)
     ):
         return list(value)
     return export_text(json.dumps(value, ensure_ascii=False, default=str), None)[0]

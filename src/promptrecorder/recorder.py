@@ -570,8 +570,12 @@ def _check_positive_or_none(name: str, value: object) -> None:
 
 
 def _check_tokens(name: str, value: object) -> None:
-    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+    if value is None:
+        return
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise TypeError(f"`{name}` must be a non-negative int or None, got {value!r}")
+    if value >= 2**63:  # OTLP integers are int64
+        raise ValueError(f"`{name}` must be below 2**63, got {value!r}")
 
 
 def _timestamp(name: str, value: object) -> tuple[int, datetime]:

@@ -176,7 +176,10 @@ def read_jsonl(path: str | os.PathLike[str]) -> list[PromptRecord]:
             if not line.strip():
                 continue
             try:
-                records.append(PromptRecord.from_dict(json.loads(line)))
+                data = json.loads(line)
+                if not isinstance(data, dict):
+                    raise TypeError(f"expected a JSON object, got {type(data).__name__}")
+                records.append(PromptRecord.from_dict(data))
             except (ValueError, TypeError) as error:
                 raise ValueError(f"{os.fspath(path)}:{number}: not a prompt record: {error}") from error
     return records
@@ -193,7 +196,8 @@ def records_html(name: str, records: list[PromptRecord], limit: int = 20) -> str
 
     head = "".join(f"<th>{title}</th>" for title in ("#", "prompt", "response", "model", "tokens", "latency"))
     rows = []
-    for index, record in enumerate(records[-limit:], start=max(0, len(records) - limit)):
+    first = max(0, len(records) - limit)
+    for index, record in enumerate(records[first:], start=first):
         tokens = (
             f"{record.input_tokens}→{record.output_tokens}"
             if record.input_tokens is not None or record.output_tokens is not None

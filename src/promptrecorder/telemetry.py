@@ -21,14 +21,13 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace import Span as SDKSpan
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
-    ConsoleSpanExporter,
     SimpleSpanProcessor,
     SpanExporter,
 )
 
 from promptrecorder import settings
 from promptrecorder._diagnostics import logger, warn_once
-from promptrecorder.console import format_span
+from promptrecorder.console import CompactConsoleExporter
 from promptrecorder.delivery import DeliveryExporter, DeliveryStats
 
 
@@ -224,20 +223,26 @@ def _stop_pipeline(pipeline: _Pipeline, timeout: float) -> None:
         delivery.begin_shutdown()
     for processor in pipeline.processors:
         try:
-            _shutdown_processor(processor, timeout)
+            abandoned = _shutdown_processor(processor, timeout)
         except Exception as error:  # a broken exporter must not break shutdown of the others
             logger.warning("promptrecorder: an exporter failed to shut down: %s", error)
+            continue
+        exporter = getattr(processor, "span_exporter", None)
+        if isinstance(exporter, DeliveryExporter):
+            exporter.abandon(abandoned)
 
 
-def _shutdown_processor(processor: SpanProcessor, timeout: float) -> None:
+def _shutdown_processor(processor: SpanProcessor, timeout: float) -> int:
+    """Shut ``processor`` down within ``timeout``; return how many spans it had to leave behind."""
     # BatchSpanProcessor.shutdown() waits up to 30 s; the batcher inside it takes a timeout
-    # but the SDK does not pass one through, so reach it where it exists.
+    # but the SDK does not pass one through, so reach it where it exists (SDK >= 1.34).
     batcher = getattr(processor, "_batch_processor", None)
     shutdown_batcher = getattr(batcher, "shutdown", None)
-    if shutdown_batcher is not None and "timeout_millis" in inspect.signature(shutdown_batcher).parameters:
-        shutdown_batcher(timeout_millis=int(timeout * 1000))
-    else:
+    if shutdown_batcher is None or "timeout_millis" not in inspect.signature(shutdown_batcher).parameters:
         processor.shutdown()
+        return 0
+    shutdown_batcher(timeout_millis=int(timeout * 1000))
+    return len(getattr(batcher, "_queue", ()))
 
 
 # --- building the pipeline --------------------------------------------------------
@@ -259,7 +264,7 @@ def _build_pipeline(
         return pipeline
     for name in _exporter_names(exporter):
         if name == "console":
-            pipeline.processors.append(SimpleSpanProcessor(ConsoleSpanExporter(formatter=format_span)))
+            pipeline.processors.append(SimpleSpanProcessor(CompactConsoleExporter()))
             pipeline.destinations.append("the console")
         elif name == "otlp":
             otlp, destination = _otlp_exporter(endpoint, protocol, headers, timeout)
