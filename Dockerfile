@@ -13,7 +13,11 @@ WORKDIR /src
 # The whole repository (minus what .dockerignore leaves out); `pip install .`
 # builds the wheel with hatchling, fetched from PyPI in an isolated build env.
 COPY . .
+# wait-for-http: lets docker-compose.yml start the demo only once the collector's
+# health_check endpoint answers (the collector image cannot be probed from inside).
+COPY config/wait-for-http.py /usr/local/bin/wait-for-http
 RUN pip install . \
+    && chmod 0755 /usr/local/bin/wait-for-http \
     && useradd --system --uid 10001 --no-create-home promptrecorder
 
 # Run as an unprivileged user, from a directory that is not the source tree.

@@ -3,16 +3,22 @@
 No Docker engine is needed (none runs where these tests run). What can be checked
 offline is checked: the compose file against the Compose Specification (with the
 `compose-spec` package), image pinning, loopback-only ports, and that the compose
-file, the Collector config and the Jaeger config agree with each other. Nothing here
-can prove that the Collector or Jaeger accept their config files semantically; for
-that, see config/README.md (`otelcol-contrib validate`).
+file, the Dockerfile, the Collector config and the Jaeger config agree with each other,
+and that config/wait-for-http.py (the demo's wait for the collector) behaves. Nothing
+here can prove that the Collector or Jaeger accept their config files semantically;
+for that, see config/README.md (`otelcol-contrib validate`).
 """
 
 from __future__ import annotations
 
 import re
 import shlex
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,6 +32,8 @@ CONFIG_DIR = ROOT / "config"
 COLLECTOR_CONFIG = CONFIG_DIR / "otel-collector.yaml"
 JAEGER_CONFIG = CONFIG_DIR / "jaeger.yaml"
 DOCKERIGNORE = ROOT / ".dockerignore"
+DOCKERFILE = ROOT / "Dockerfile"
+WAIT_SCRIPT = CONFIG_DIR / "wait-for-http.py"
 
 PROJECT_NAME = "promptrecorder"
 COLLECTOR = "otel-collector"
@@ -36,6 +44,7 @@ LOOPBACK = "127.0.0.1"
 OTLP_GRPC_PORT = 4317
 OTLP_HTTP_PORT = 4318
 JAEGER_UI_PORT = 16686
+HEALTH_CHECK_PORT = 13133
 
 # A tag names an exact release: at least major.minor, optionally with a suffix
 # such as "-slim". Floating tags ("latest", "stable", "2") do not match.
@@ -184,6 +193,14 @@ def option_value(args: list[str], option: str) -> str:
         if arg.startswith(option + "="):
             return arg.split("=", 1)[1]
     raise AssertionError(f"{option} not found in command {args!r}")
+
+
+def split_wrapper(args: list[str]) -> tuple[list[str], list[str]]:
+    """Split `wrapper ARGS -- COMMAND` into (wrapper part, command); no `--`: ([], args)."""
+    if "--" not in args:
+        return [], args
+    split = args.index("--")
+    return args[:split], args[split + 1 :]
 
 
 def image_tag(reference: str) -> str | None:
@@ -407,7 +424,7 @@ def test_demo_sends_otlp_http_to_the_collector_service(
 ) -> None:
     """The demo exports OTLP/HTTP to otel-collector:4318, names its service, runs once."""
     demo = services[DEMO]
-    args = command_args(demo)
+    _, args = split_wrapper(command_args(demo))
     assert args[:2] == ["promptrecorder", "demo"]
     endpoint = option_value(args, "--endpoint")
     assert urlsplit(endpoint).scheme == "http"
@@ -419,6 +436,28 @@ def test_demo_sends_otlp_http_to_the_collector_service(
     assert demo["environment"]["OTEL_SERVICE_NAME"] == "promptrecorder-demo"
     assert COLLECTOR in demo["depends_on"]
     assert demo.get("restart") == "no"
+
+
+def test_demo_waits_for_the_collector_health_check_installed_by_the_dockerfile(
+    services: dict[str, dict[str, Any]], collector_config: dict[str, Any]
+) -> None:
+    """The demo first polls otel-collector's health_check port with a script the image has."""
+    wrapper, _ = split_wrapper(command_args(services[DEMO]))
+    assert wrapper, "the demo starts without waiting for the collector"
+    program, url = wrapper[0], wrapper[1]
+    health_port = host_and_port(collector_config["extensions"]["health_check"]["endpoint"])[1]
+    assert host_and_port(url) == (COLLECTOR, health_port)
+    copies = [
+        line.split()[1:]
+        for line in DOCKERFILE.read_text(encoding="utf-8").splitlines()
+        if line.startswith("COPY ") and not line.split()[1].startswith("--")
+    ]
+    source = WAIT_SCRIPT.relative_to(ROOT).as_posix()
+    destinations = [words[-1] for words in copies if words[:-1] == [source]]
+    assert destinations, f"the Dockerfile does not COPY {source}"
+    assert destinations[0].startswith("/usr/local/bin/")
+    assert Path(destinations[0]).name == program
+    assert WAIT_SCRIPT.is_file()
 
 
 def test_docker_build_context_leaves_out_local_state() -> None:
@@ -506,6 +545,7 @@ def test_collector_exports_to_the_jaeger_service_over_otlp_grpc(
         exporter_id
         for exporter_id in collector_config["service"]["pipelines"]["traces"]["exporters"]
         if component_type(exporter_id) in {"otlp_grpc", "otlp"}
+        and exporter_id in exporters
         and host_and_port(exporters[exporter_id]["endpoint"])[0] == JAEGER
     ]
     assert len(jaeger_exporters) == 1, "the traces pipeline must export to jaeger once"
@@ -571,3 +611,72 @@ def test_every_bind_mounted_file_exists(services: dict[str, dict[str, Any]]) -> 
             if mount.source.startswith("."):
                 source = COMPOSE_FILE.parent / mount.source
                 assert source.exists(), f"{name} mounts missing {mount.source}"
+
+
+# --------------------------------------------------------------------------------------
+# config/wait-for-http.py, run as the demo container runs it
+# --------------------------------------------------------------------------------------
+
+
+class _Status(BaseHTTPRequestHandler):
+    status = 200
+
+    def do_GET(self) -> None:
+        self.send_response(self.status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Keep test output quiet."""
+
+
+def _serve(status: int) -> Iterator[str]:
+    handler = type("Handler", (_Status,), {"status": status})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.fixture
+def ready_url() -> Iterator[str]:
+    yield from _serve(200)
+
+
+@pytest.fixture
+def starting_url() -> Iterator[str]:
+    yield from _serve(503)  # what the health_check extension says while starting
+
+
+def _wait_for_http(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(WAIT_SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def test_wait_for_http_runs_the_command_once_the_url_answers(ready_url: str) -> None:
+    """With the URL answering 200, the script becomes the command (output and exit code)."""
+    command = [sys.executable, "-c", "print('demo ran'); raise SystemExit(3)"]
+    result = _wait_for_http(ready_url, "--timeout", "5", "--", *command)
+    assert result.stdout.strip() == "demo ran"
+    assert result.returncode == 3
+
+
+def test_wait_for_http_does_not_run_the_command_before_the_url_is_ready(
+    starting_url: str,
+) -> None:
+    """While the URL answers 503, the command never runs and the script fails with a reason."""
+    command = [sys.executable, "-c", "print('demo ran')"]
+    result = _wait_for_http(starting_url, "--timeout", "0", "--", *command)
+    assert result.returncode == 1
+    assert "demo ran" not in result.stdout
+    assert "HTTP 503" in result.stderr
