@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from promptrecorder import semconv
-from promptrecorder.records import PromptRecord
+from promptrecorder.records import PromptRecord, token_summary
 
 _TEXT_KEYS = (semconv.PROMPT_TEXT, semconv.RESPONSE_TEXT)
 _WIDTH = 100
@@ -53,9 +53,7 @@ def format_records_table(records: Sequence[PromptRecord], width: int = 44) -> st
             record.model or "-",
             _short(record.prompt, width),
             _short(record.response, width),
-            "-"
-            if record.input_tokens is None and record.output_tokens is None
-            else f"{record.input_tokens}→{record.output_tokens}",
+            token_summary(record) or "-",
         )
         for index, record in enumerate(records, start=1)
     ]

@@ -27,6 +27,8 @@ from typing import Any
 DEFAULT_MAX_CONTENT_LENGTH = 32_768
 TRUNCATION_MARKER = "…[truncated]"
 
+# openai content parts that carry base64 data inline: their size, not their bytes, is exported.
+_INLINE_DATA_PARTS = {"input_audio": "audio", "file": "file"}
 _OPENAI_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 
 
@@ -164,14 +166,26 @@ def _to_genai_part(part: Mapping[str, Any], limit: int | None) -> dict[str, Any]
             # Inline data can be megabytes; its size, not its bytes, belongs in a trace.
             return {"type": "blob", "modality": "image", "content": f"<inline data, {len(url)} chars>"}
         return {"type": "uri", "modality": "image", "uri": url}
+    if kind in _INLINE_DATA_PARTS:
+        size = len(json.dumps(part, default=str))
+        return {
+            "type": "blob",
+            "modality": _INLINE_DATA_PARTS[kind],
+            "content": f"<inline data, {size} chars>",
+        }
     return {"type": str(kind), "content": export_text(json.dumps(part, default=str), limit)[0]}
 
 
 def _maybe_json(text: str) -> Any:
     try:
-        return json.loads(text)
+        # NaN and Infinity parse in Python but are not JSON: keep such text as a string.
+        return json.loads(text, parse_constant=_refuse_constant)
     except ValueError:
         return text
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def user_message_json(text: str) -> str:

@@ -185,6 +185,14 @@ def read_jsonl(path: str | os.PathLike[str]) -> list[PromptRecord]:
     return records
 
 
+def token_summary(record: PromptRecord) -> str | None:
+    """``"in→out"`` token usage, ``?`` for an unknown side, None when neither is known."""
+    if record.input_tokens is None and record.output_tokens is None:
+        return None
+    known = ("?" if count is None else str(count) for count in (record.input_tokens, record.output_tokens))
+    return "→".join(known)
+
+
 def records_html(name: str, records: list[PromptRecord], limit: int = 20) -> str:
     """A small HTML table for Jupyter; needs no pandas."""
 
@@ -197,12 +205,8 @@ def records_html(name: str, records: list[PromptRecord], limit: int = 20) -> str
     head = "".join(f"<th>{title}</th>" for title in ("#", "prompt", "response", "model", "tokens", "latency"))
     rows = []
     first = max(0, len(records) - limit)
-    for index, record in enumerate(records[first:], start=first):
-        tokens = (
-            f"{record.input_tokens}→{record.output_tokens}"
-            if record.input_tokens is not None or record.output_tokens is not None
-            else None
-        )
+    for index, record in enumerate(records[first:], start=first + 1):
+        tokens = token_summary(record)
         latency = None if record.latency_s is None else f"{record.latency_s:.3f}s"
         rows.append(
             "<tr>"

@@ -162,9 +162,7 @@ def _decode_span(span: Span, resource: dict[str, AttributeValue], scope: str) ->
             for event in span.events
         ],
         links=[
-            ReceivedLink(
-                link.trace_id.hex(), link.span_id.hex(), decode_attributes(link.attributes)
-            )
+            ReceivedLink(link.trace_id.hex(), link.span_id.hex(), decode_attributes(link.attributes))
             for link in span.links
         ],
         resource_attributes=resource,
@@ -177,9 +175,7 @@ def _decode_request(request: ExportTraceServiceRequest) -> list[ReceivedSpan]:
     for resource_spans in request.resource_spans:
         resource = decode_attributes(resource_spans.resource.attributes)
         for scope_spans in resource_spans.scope_spans:
-            spans.extend(
-                _decode_span(span, resource, scope_spans.scope.name) for span in scope_spans.spans
-            )
+            spans.extend(_decode_span(span, resource, scope_spans.scope.name) for span in scope_spans.spans)
     return spans
 
 

@@ -58,7 +58,11 @@ def test_a_session_arrives_whole(otlp_receiver: Receiver) -> None:
     assert followup.status_code == 0
 
     prompt, response, exception = session.events
-    assert (prompt.name, response.name, exception.name) == (semconv.EVENT_PROMPT, semconv.EVENT_RESPONSE, "exception")
+    assert (prompt.name, response.name, exception.name) == (
+        semconv.EVENT_PROMPT,
+        semconv.EVENT_RESPONSE,
+        "exception",
+    )
     assert prompt.time_unix_nano < response.time_unix_nano
     assert session.start_time_unix_nano <= response.time_unix_nano <= session.end_time_unix_nano
     assert prompt.attributes[semconv.PROMPT_TEXT] == "Summarise ticket 42"
@@ -88,7 +92,9 @@ def test_a_thousand_pairs_arrive_as_two_thousand_events(otlp_receiver: Receiver)
     spans = otlp_receiver.wait_for_spans(16)
     events = [event for span in spans for event in span.events]
     assert len(events) == 2_000
-    prompts = {str(event.attributes[semconv.PROMPT_TEXT]) for event in events if event.name == semconv.EVENT_PROMPT}
+    prompts = {
+        str(event.attributes[semconv.PROMPT_TEXT]) for event in events if event.name == semconv.EVENT_PROMPT
+    }
     assert prompts == {f"prompt {index}" for index in range(1_000)}
     main = otlp_receiver.span_named("bulk")
     segments = [span for span in spans if span.span_id != main.span_id]

@@ -79,9 +79,7 @@ def test_parent_and_child_arrive_decoded_into_plain_values(otlp_receiver: Receiv
     """A child span with events, a link and ERROR status arrives intact under its parent."""
     provider = _provider(stock_span_exporter(otlp_receiver))
     tracer = provider.get_tracer(SCOPE)
-    link_context = SpanContext(
-        LINKED_TRACE_ID, LINKED_SPAN_ID, is_remote=True, trace_flags=TraceFlags(1)
-    )
+    link_context = SpanContext(LINKED_TRACE_ID, LINKED_SPAN_ID, is_remote=True, trace_flags=TraceFlags(1))
     with tracer.start_as_current_span("chat session") as parent:
         child = tracer.start_span(
             "chat gpt-test",
@@ -201,9 +199,7 @@ def test_http_receiver_reads_otlp_json_and_rejects_garbage(http_receiver: HttpRe
     request = {
         "resourceSpans": [
             {
-                "resource": {
-                    "attributes": [{"key": "service.name", "value": {"stringValue": "j"}}]
-                },
+                "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "j"}}]},
                 "scopeSpans": [
                     {
                         "scope": {"name": "json-scope"},
@@ -259,8 +255,7 @@ def test_wait_for_spans_says_how_many_arrived(grpc_receiver: GrpcReceiver) -> No
 def _proc_net_address(hex_address: str) -> str:
     """Decode /proc/net/tcp* hex (32-bit words in host order) to an IP; unmap ::ffff:a.b.c.d."""
     raw = b"".join(
-        int(hex_address[i : i + 8], 16).to_bytes(4, sys.byteorder)
-        for i in range(0, len(hex_address), 8)
+        int(hex_address[i : i + 8], 16).to_bytes(4, sys.byteorder) for i in range(0, len(hex_address), 8)
     )
     address = ipaddress.ip_address(raw)
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
@@ -327,9 +322,7 @@ def test_failing_receiver_fails_the_export_and_counts_the_request(
     assert failing_http_receiver.headers()[0]["content-type"] == "application/x-protobuf"
 
 
-@pytest.mark.parametrize(
-    "failing_http_receiver", [{"status": 503, "retry_after": "0"}], indirect=True
-)
+@pytest.mark.parametrize("failing_http_receiver", [{"status": 503, "retry_after": "0"}], indirect=True)
 def test_failing_receiver_retry_after_makes_the_exporter_retry_at_once(
     failing_http_receiver: FailingHttpReceiver, finished_span: ReadableSpan
 ) -> None:

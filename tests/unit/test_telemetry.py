@@ -172,7 +172,9 @@ def test_traces_exporter_variable_is_honoured(monkeypatch: pytest.MonkeyPatch) -
         ({"service_name": ""}, ValueError, "`service_name`"),
     ],
 )
-def test_configure_refuses_bad_arguments(kwargs: dict[str, object], error: type[Exception], match: str) -> None:
+def test_configure_refuses_bad_arguments(
+    kwargs: dict[str, object], error: type[Exception], match: str
+) -> None:
     """Each bad argument fails at once with a message naming it."""
     with pytest.raises(error, match=match):
         configure(**kwargs)  # type: ignore[arg-type]
@@ -192,11 +194,19 @@ def test_the_default_pipeline_speaks_otlp_http_to_localhost() -> None:
         ("http://collector:4318", "http/protobuf", {}, "http://collector:4318/v1/traces"),
         ("http://collector:4318/", "http/protobuf", {}, "http://collector:4318/v1/traces"),
         ("https://otlp.example/v1/traces", "http/protobuf", {}, "https://otlp.example/v1/traces"),
-        (None, "http/protobuf", {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://base:4318"}, "http://base:4318/v1/traces"),
         (
             None,
             "http/protobuf",
-            {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://t:1/custom", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://b:2"},
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://base:4318"},
+            "http://base:4318/v1/traces",
+        ),
+        (
+            None,
+            "http/protobuf",
+            {
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://t:1/custom",
+                "OTEL_EXPORTER_OTLP_ENDPOINT": "http://b:2",
+            },
             "http://t:1/custom",
         ),
         (None, "grpc", {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://base:4317"}, "http://base:4317"),
@@ -226,7 +236,10 @@ def test_protocol_falls_back_to_the_variables(monkeypatch: pytest.MonkeyPatch) -
 def test_an_outage_is_logged_once_plainly_and_its_recovery_once(caplog: pytest.LogCaptureFixture) -> None:
     """Failures: one warning without a traceback for the whole outage, then one line when it recovers."""
     inner = ScriptedExporter(
-        SpanExportResult.FAILURE, SpanExportResult.FAILURE, RuntimeError("socket gone"), SpanExportResult.SUCCESS
+        SpanExportResult.FAILURE,
+        SpanExportResult.FAILURE,
+        RuntimeError("socket gone"),
+        SpanExportResult.SUCCESS,
     )
     delivery = DeliveryExporter(inner, "test-collector")
     with caplog.at_level(logging.WARNING):

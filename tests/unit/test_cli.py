@@ -1,0 +1,49 @@
+"""The `promptrecorder` command line, run in-process."""
+
+from __future__ import annotations
+
+import pytest
+
+from promptrecorder.cli import EXIT_OK, EXIT_USAGE, main
+
+pytestmark = pytest.mark.usefixtures("global_tracing")
+
+
+def test_demo_without_an_endpoint_prints_spans_and_records_to_the_console(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With no collector configured the demo exits 0, showing the trace and the table."""
+    for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["demo"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "offline stand-in" in out
+    assert "[span] demo-session" in out
+    assert "[span] demo-incident-title" in out
+    assert "Summarise ticket 42" in out
+    assert "sent to the console" in out
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["demo", "--help"]])
+def test_every_command_has_help(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    """--help prints usage and exits 0."""
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == EXIT_OK
+    assert "usage: promptrecorder" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv", [[], ["nonsense"], ["demo", "--protocol", "carrier-pigeon"]])
+def test_usage_errors_exit_2(argv: list[str]) -> None:
+    """A missing or unknown command, or a bad flag value, is a usage error."""
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == EXIT_USAGE
+
+
+def test_a_bad_endpoint_is_one_sentence_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    """An endpoint that is not a URL is refused plainly, without a traceback."""
+    assert main(["demo", "--endpoint", "localhost:4318"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "`endpoint` must be a URL" in err
+    assert "Traceback" not in err
