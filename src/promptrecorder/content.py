@@ -155,6 +155,21 @@ def _to_genai_message(message: Mapping[str, Any], limit: int | None) -> dict[str
     return result
 
 
+def output_message(
+    text: str,
+    finish_reasons: Sequence[str] | None,
+    tool_calls: Sequence[Mapping[str, Any]] | None,
+    limit: int | None,
+) -> dict[str, Any]:
+    """The assistant's output message: its text and tool calls as parts, and why it ended."""
+    message = _to_genai_message(
+        {"role": "assistant", "content": text or None, "tool_calls": tool_calls}, limit
+    )
+    if finish_reasons:
+        message["finish_reason"] = finish_reasons[0]
+    return message
+
+
 def _to_genai_part(part: Mapping[str, Any], limit: int | None) -> dict[str, Any]:
     kind = part.get("type")
     if kind == "text" or (kind is None and isinstance(part.get("text"), str)):

@@ -14,6 +14,7 @@ from promptrecorder.content import (
     assistant_message_json,
     export_text,
     messages_json,
+    output_message,
     to_genai_messages,
     user_message_json,
 )
@@ -31,6 +32,7 @@ def prompt_event_attributes(
     input_tokens: int | None,
     metadata: Mapping[str, Any],
     limit: int | None,
+    provider: str | None = None,
 ) -> dict[str, AttributeValue]:
     """Attributes of the prompt event: the text, the input messages, model and usage."""
     text, cut = export_text(prompt, limit)
@@ -43,6 +45,8 @@ def prompt_event_attributes(
         _add_truncation(attributes, cut, semconv.PROMPT_ORIGINAL_LENGTH, semconv.PROMPT_SHA256)
     if model is not None:
         attributes[semconv.GEN_AI_REQUEST_MODEL] = model
+    if provider is not None:
+        attributes[semconv.GEN_AI_PROVIDER_NAME] = provider
     if input_tokens is not None:
         attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] = input_tokens
     if metadata:
@@ -57,14 +61,29 @@ def response_event_attributes(
     model: str | None,
     output_tokens: int | None,
     limit: int | None,
+    finish_reasons: tuple[str, ...] | None = None,
+    tool_calls: tuple[Mapping[str, Any], ...] | None = None,
+    error: str | None = None,
+    complete: bool = True,
 ) -> dict[str, AttributeValue]:
-    """Attributes of the response event: the text, the output messages, model and usage."""
+    """Attributes of the response event: the text, the output messages, model, usage, outcome."""
     text, cut = export_text(response, limit)
+    if finish_reasons is None and tool_calls is None:
+        output = assistant_message_json(text)
+    else:
+        output = messages_json([output_message(text, finish_reasons, tool_calls, limit)])
     attributes: dict[str, AttributeValue] = {
         semconv.RECORD_ID: record_id,
         semconv.RESPONSE_TEXT: text,
-        semconv.GEN_AI_OUTPUT_MESSAGES: assistant_message_json(text),
+        semconv.GEN_AI_OUTPUT_MESSAGES: output,
     }
+    if finish_reasons:
+        attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] = list(finish_reasons)
+    if error is not None:
+        attributes[semconv.ERROR_TYPE] = error.partition(":")[0]
+        attributes[semconv.RESPONSE_ERROR] = export_text(error, limit)[0]
+    if not complete:
+        attributes[semconv.RESPONSE_COMPLETE] = False
     if cut is not None:
         _add_truncation(attributes, cut, semconv.RESPONSE_ORIGINAL_LENGTH, semconv.RESPONSE_SHA256)
     if model is not None:

@@ -31,7 +31,7 @@ from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from promptrecorder import semconv
-from promptrecorder._diagnostics import logger, warn_once
+from promptrecorder._diagnostics import warn_once
 from promptrecorder._version import __version__
 from promptrecorder.content import DEFAULT_MAX_CONTENT_LENGTH, check_prompt, check_response
 from promptrecorder.events import (
@@ -59,6 +59,7 @@ R = TypeVar("R")
 _SDK_DEFAULT_EVENT_LIMIT = 128
 
 _ACTIVE: ContextVar[tuple[_Activation, ...]] = ContextVar("promptrecorder_active", default=())
+_NO_METADATA: Mapping[str, Any] = MappingProxyType({})
 
 
 class PromptRecorder:
@@ -312,6 +313,7 @@ class _Activation:
         "records",
         "room",
         "segment",
+        "segment_ids",
         "segment_index",
         "span",
     )
@@ -322,6 +324,7 @@ class _Activation:
         self.recording = span.is_recording()
         # Events go to `segment`: the recorder span until it is full, then child segments.
         self.segment = span
+        self.segment_ids = _hex_ids(span)
         self.segment_index = 0
         # One event slot is kept back for the exception a failing block records on exit.
         limit = _event_limit(span)
@@ -338,21 +341,22 @@ class _Activation:
         prompt_ns: int,
         response_attributes: dict[str, AttributeValue] | None,
         response_ns: int,
-    ) -> Span | None:
-        """Add the two events of a pair; return the span they went to (None once closed)."""
+    ) -> tuple[str, str] | None:
+        """Add the two events of a pair; return the hex (trace id, span id) of the span they
+        went to, or None when the activation is closed or there is no valid span."""
         with self.lock:
             if self.closed:
                 return None
             self.records += 1
             if not self.recording:
-                return self.segment
+                return self.segment_ids
             if self.room is not None:
                 if self.room < 2:
                     self._next_segment()
                 self.room -= 2
             self.segment.add_event(semconv.EVENT_PROMPT, prompt_attributes, prompt_ns)
             self.segment.add_event(semconv.EVENT_RESPONSE, response_attributes, response_ns)
-            return self.segment
+            return self.segment_ids
 
     def _next_segment(self) -> None:
         previous = self.segment
@@ -371,6 +375,7 @@ class _Activation:
             )
         finally:
             otel_context.detach(token)
+        self.segment_ids = _hex_ids(self.segment)
         limit = _event_limit(self.segment)
         self.room = None if limit is None else max(limit, 2)
         if previous is not self.span:
@@ -393,6 +398,13 @@ class _Activation:
                     span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
             finally:
                 span.end()
+
+
+def _hex_ids(span: Span) -> tuple[str, str] | None:
+    context = span.get_span_context()
+    if not context.is_valid:
+        return None
+    return format(context.trace_id, "032x"), format(context.span_id, "016x")
 
 
 def _event_limit(span: Span) -> int | None:
@@ -462,95 +474,127 @@ def autorecord(
     chain = _ACTIVE.get()
     if not chain:
         return None
-    return _record(
-        chain, prompt, response, model, started_at, ended_at, input_tokens, output_tokens, metadata, more
-    )
-
-
-def _record(
-    chain: tuple[_Activation, ...],
-    prompt: object,
-    response: object,
-    model: object,
-    started_at: object,
-    ended_at: object,
-    input_tokens: object,
-    output_tokens: object,
-    metadata: object,
-    more: dict[str, Any],
-) -> PromptRecord:
     prompt_text, messages = check_prompt(prompt)
     response_text = check_response(response)
     if model is not None and not isinstance(model, str):
         raise TypeError(f"`model` must be a str or None, got {type(model).__name__}: {model!r}")
     _check_tokens("input_tokens", input_tokens)
     _check_tokens("output_tokens", output_tokens)
-    now_ns = time.time_ns()
-    ended_ns, ended = (
-        _timestamp("ended_at", ended_at)
-        if ended_at is not None
-        else (now_ns, datetime.fromtimestamp(now_ns / 1e9, timezone.utc))
-    )
+    if ended_at is None:
+        ended_ns = time.time_ns()
+        ended = datetime.fromtimestamp(ended_ns / 1e9, timezone.utc)
+    else:
+        ended_ns, ended = _timestamp("ended_at", ended_at)
     started_ns, started = _timestamp("started_at", started_at) if started_at is not None else (ended_ns, None)
     if started_ns > ended_ns:
         raise ValueError(f"`started_at` must not be after `ended_at`, got {started_at!r} > {ended!r}")
-    extra = _merge_metadata(metadata, more)
+    return store_pair(
+        chain,
+        prompt=prompt_text,
+        messages=messages,
+        response=response_text,
+        request_model=model,
+        response_model=model,
+        started_ns=started_ns,
+        started_at=started,
+        ended_ns=ended_ns,
+        ended_at=ended,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        metadata=_merge_metadata(metadata, more),
+    )
 
+
+def active_chain() -> tuple[_Activation, ...]:
+    """The active recorders' activations, outermost first (empty outside any recorder)."""
+    return _ACTIVE.get()
+
+
+def store_pair(
+    chain: tuple[_Activation, ...],
+    *,
+    prompt: str,
+    messages: tuple[Mapping[str, Any], ...] | None,
+    response: str,
+    request_model: str | None,
+    response_model: str | None,
+    started_ns: int,
+    started_at: datetime | None,
+    ended_ns: int,
+    ended_at: datetime,
+    input_tokens: int | None = None,
+    output_tokens: int | None = None,
+    metadata: Mapping[str, Any] = _NO_METADATA,
+    provider: str | None = None,
+    finish_reasons: tuple[str, ...] | None = None,
+    tool_calls: tuple[Mapping[str, Any], ...] | None = None,
+    error: str | None = None,
+    complete: bool = True,
+) -> PromptRecord:
+    """Add a checked pair's events to the innermost span and keep its record in every recorder.
+
+    The shared path of ``autorecord`` and of the bots and openai instrumentation, which
+    build their arguments from API objects and so need no checking.
+    """
     innermost = chain[-1]
     recorder = innermost.recorder
     record_id = os.urandom(8).hex()
-    span = None
+    ids: tuple[str, str] | None = None
     try:
         prompt_attributes = response_attributes = None
         if innermost.recording:
             limit = recorder.max_content_length
             prompt_attributes = prompt_event_attributes(
                 record_id=record_id,
-                prompt=prompt_text,
+                prompt=prompt,
                 messages=messages,
-                model=model,
-                input_tokens=input_tokens,  # type: ignore[arg-type]  # checked above
-                metadata=extra,
+                model=request_model,
+                provider=provider,
+                input_tokens=input_tokens,
+                metadata=metadata,
                 limit=limit,
             )
             response_attributes = response_event_attributes(
                 record_id=record_id,
-                response=response_text,
-                model=model,
-                output_tokens=output_tokens,  # type: ignore[arg-type]  # checked above
+                response=response,
+                model=response_model,
+                output_tokens=output_tokens,
+                finish_reasons=finish_reasons,
+                tool_calls=tool_calls,
+                error=error,
+                complete=complete,
                 limit=limit,
             )
-        span = innermost.add_pair(prompt_attributes, started_ns, response_attributes, ended_ns)
-        if span is None:
+        ids = innermost.add_pair(prompt_attributes, started_ns, response_attributes, ended_ns)
+        if ids is None:
             warn_once(
                 "record-after-exit",
                 "a prompt was recorded after its PromptRecorder %r exited (a thread or task "
                 "outlived the block); it is kept in memory but not exported",
                 recorder.name,
             )
-    except Exception:  # telemetry must never break the caller; the record is still kept
-        logger.warning("promptrecorder could not add events to the span", exc_info=True)
+    except Exception as failure:  # telemetry must never break the caller; the record is still kept
+        warn_once("add-events", "promptrecorder could not add events to the span: %r", failure)
 
-    trace_id = span_id = None
-    if span is not None:
-        span_context = span.get_span_context()
-        if span_context.is_valid:
-            trace_id = format(span_context.trace_id, "032x")
-            span_id = format(span_context.span_id, "016x")
     record = PromptRecord(
-        prompt=prompt_text,
-        response=response_text,
-        ended_at=ended,
+        prompt=prompt,
+        response=response,
+        ended_at=ended_at,
         recorder=recorder.name,
         id=record_id,
-        model=model,
-        started_at=started,
-        input_tokens=input_tokens,  # type: ignore[arg-type]  # checked above
-        output_tokens=output_tokens,  # type: ignore[arg-type]  # checked above
-        trace_id=trace_id,
-        span_id=span_id,
+        model=response_model or request_model,
+        started_at=started_at,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        trace_id=ids[0] if ids else None,
+        span_id=ids[1] if ids else None,
         messages=messages,
-        metadata=extra,
+        metadata=metadata,
+        provider=provider,
+        finish_reasons=finish_reasons,
+        tool_calls=tool_calls,
+        error=error,
+        complete=complete,
     )
     if len(chain) == 1:
         recorder._store.append(record)
@@ -594,6 +638,8 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def _merge_metadata(metadata: object, more: dict[str, Any]) -> Mapping[str, Any]:
+    if metadata is None and not more:
+        return _NO_METADATA
     if metadata is None:
         merged = more
     elif isinstance(metadata, Mapping):

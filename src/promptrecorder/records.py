@@ -34,7 +34,10 @@ class PromptRecord:
 
     ``trace_id`` and ``span_id`` are the lowercase hex ids of the span that carries the
     record's events, exactly as exported; they are ``None`` when no tracing is set up.
-    ``messages`` is the chat message list when the prompt was given as one.
+    ``messages`` is the chat message list when the prompt was given as one. The bots and
+    the openai instrumentation also fill ``provider``, ``finish_reasons``, ``tool_calls``
+    (openai's format), ``error`` (``"Type: message"`` of a failed call) and ``complete``
+    (False for a stream that ended early or failed midway).
     """
 
     prompt: str
@@ -50,6 +53,11 @@ class PromptRecord:
     span_id: str | None = None
     messages: tuple[Mapping[str, Any], ...] | None = None
     metadata: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    provider: str | None = None
+    finish_reasons: tuple[str, ...] | None = None
+    tool_calls: tuple[Mapping[str, Any], ...] | None = None
+    error: str | None = None
+    complete: bool = True
 
     @property
     def latency_s(self) -> float | None:
@@ -74,6 +82,11 @@ class PromptRecord:
             "span_id": self.span_id,
             "messages": None if self.messages is None else [dict(m) for m in self.messages],
             "metadata": dict(self.metadata),
+            "provider": self.provider,
+            "finish_reasons": None if self.finish_reasons is None else list(self.finish_reasons),
+            "tool_calls": None if self.tool_calls is None else [dict(c) for c in self.tool_calls],
+            "error": self.error,
+            "complete": self.complete,
         }
 
     @classmethod
@@ -84,8 +97,9 @@ class PromptRecord:
         for key in ("started_at", "ended_at"):
             if isinstance(values.get(key), str):
                 values[key] = datetime.fromisoformat(values[key])
-        if values.get("messages") is not None:
-            values["messages"] = tuple(values["messages"])
+        for key in ("messages", "finish_reasons", "tool_calls"):
+            if values.get(key) is not None:
+                values[key] = tuple(values[key])
         values["metadata"] = MappingProxyType(dict(values.get("metadata") or {}))
         return cls(**values)
 

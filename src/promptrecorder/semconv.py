@@ -39,6 +39,10 @@ EVENT_RESPONSE: Final = "promptrecorder.response"
 PROMPT_TEXT: Final = "prompt"
 RESPONSE_TEXT: Final = "response"
 
+# A response that did not arrive whole (a stream closed early or failed midway) and why.
+RESPONSE_COMPLETE: Final = "promptrecorder.response.complete"
+RESPONSE_ERROR: Final = "promptrecorder.response.error"
+
 # Pairs a prompt event with its response event (and with the in-memory record).
 RECORD_ID: Final = "promptrecorder.record.id"
 # Original length in characters and SHA-256 of content that was truncated for export.
