@@ -331,7 +331,9 @@ class _Activation:
         self.room: int | None = None if limit is None else max(limit - 1, 2)
         self.records = 0
         self.closed = False
-        self.lock = threading.Lock()
+        # Reentrant: a stream proxy garbage-collected while this thread holds the lock
+        # records its call from the finaliser, in this same thread.
+        self.lock = threading.RLock()
         self.active_token: Token[tuple[_Activation, ...]] | None = None
         self.otel_token: object = None
 

@@ -116,7 +116,7 @@ class RecordStore:
 
     def __init__(self, max_records: int | None) -> None:
         self._records: deque[PromptRecord] = deque(maxlen=max_records)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # reentrant for the same reason as an activation's lock
         self.evicted = 0
 
     @property
