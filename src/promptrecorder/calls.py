@@ -38,6 +38,11 @@ from promptrecorder.content import (
 )
 from promptrecorder.recorder import active_chain, store_pair
 from promptrecorder.records import PromptRecord
+from promptrecorder.redaction import RedactionCounter
+
+# Content shown on CLIENT spans passes the same policy as the record, uncounted (the
+# record's pass is the one counted).
+_UNCOUNTED = RedactionCounter()
 
 # Set while a recorded call is inside the client, so that an instrumented client beneath
 # a bot (or a client instrumented twice) does not record the same call again.
@@ -151,7 +156,7 @@ class LLMCall:
     def start(cls, request: CallRequest) -> LLMCall | None:
         """Begin recording ``request``; None outside any recorder or inside a recorded call."""
         chain = active_chain()
-        if not chain or _IN_CALL.get():
+        if not chain or _IN_CALL.get() or not chain[-1].policy.records:
             return None
         recorder = chain[-1].recorder
         span: Span = trace.INVALID_SPAN
@@ -160,10 +165,12 @@ class LLMCall:
             span = recorder._tracer.start_span(
                 name, kind=SpanKind.CLIENT, attributes=_request_attributes(request)
             )
-            if span.is_recording() and request.messages:
+            policy = chain[-1].policy
+            if span.is_recording() and request.messages and policy.keeps_text:
                 limit = recorder.max_content_length
+                messages = policy.messages(request.messages, _UNCOUNTED)
                 span.set_attribute(
-                    semconv.GEN_AI_INPUT_MESSAGES, messages_json(to_genai_messages(request.messages, limit))
+                    semconv.GEN_AI_INPUT_MESSAGES, messages_json(to_genai_messages(messages, limit))
                 )
         except Exception as error:  # telemetry must never stop the call
             warn_once("call-span", "promptrecorder could not start a span for an LLM call: %r", error)
@@ -236,19 +243,22 @@ class LLMCall:
             attributes.update({key: value for key, value in optional.items() if value is not None})
             if result.finish_reasons:
                 attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] = list(result.finish_reasons)
-            if result.text or result.tool_calls:
+            policy = self._chain[-1].policy
+            if (result.text or result.tool_calls) and policy.keeps_text:
                 limit = self._chain[-1].recorder.max_content_length
-                message = output_message(result.text, result.finish_reasons, result.tool_calls, limit)
+                text = policy.text(result.text, _UNCOUNTED)
+                tool_calls = policy.tool_calls(result.tool_calls, _UNCOUNTED)
+                message = output_message(text, result.finish_reasons, tool_calls, limit)
                 attributes[semconv.GEN_AI_OUTPUT_MESSAGES] = messages_json([message])
             if not complete and error is None:
                 attributes[semconv.RESPONSE_COMPLETE] = False
             span.set_attributes(attributes)
             if error is not None:
+                # The message may quote content or a key (openai's 401 names the key's tail).
+                error_text = export_text(policy.text(f"{type(error).__name__}: {error}", _UNCOUNTED), 1024)[0]
                 span.set_attribute(semconv.ERROR_TYPE, type(error).__qualname__)
-                span.record_exception(error)
-                span.set_status(
-                    Status(StatusCode.ERROR, export_text(f"{type(error).__name__}: {error}", 1024)[0])
-                )
+                span.record_exception(error, attributes={"exception.message": error_text})
+                span.set_status(Status(StatusCode.ERROR, error_text))
         span.end()
 
     def _record_metrics(self, result: CallResult, error: BaseException | None, duration_s: float) -> None:

@@ -48,6 +48,16 @@ from promptrecorder.records import (
     to_dataframe,
     write_jsonl,
 )
+from promptrecorder.redaction import (
+    DEFAULT_SCRUBBER,
+    CaptureMode,
+    ContentPolicy,
+    RedactionCounter,
+    Redactor,
+    SecretScrubber,
+    capture_from_environment,
+    check_capture,
+)
 
 if TYPE_CHECKING:
     import pandas
@@ -86,6 +96,17 @@ class PromptRecorder:
         max_content_length: the longest text, in characters, exported per prompt or
             response; longer text is cut in the export and kept whole in memory.
             ``None`` exports everything.
+        capture: ``"full"`` (text kept and exported), ``"metadata"`` (no text: model,
+            tokens, timings only) or ``"none"`` (nothing recorded); when ``None``, the
+            process default (``PROMPTRECORDER_CAPTURE_CONTENT``, else
+            ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``, else full), read at
+            each entry.
+        redact: a function applied to every text (prompt, response, message contents,
+            tool-call arguments) before it is kept or exported; ``recorder.redactions``
+            counts what it and the secret scrubber changed.
+        scrub_secrets: replace API keys, bearer tokens and private keys with
+            ``[REDACTED:<kind>]`` (on by default); ``False`` turns it off, a
+            ``SecretScrubber`` instance adds patterns.
 
     Raises:
         TypeError, ValueError: an argument is not of the documented form.
@@ -99,6 +120,9 @@ class PromptRecorder:
         tracer_provider: trace.TracerProvider | None = None,
         max_records: int | None = DEFAULT_MAX_RECORDS,
         max_content_length: int | None = DEFAULT_MAX_CONTENT_LENGTH,
+        capture: CaptureMode | None = None,
+        redact: Redactor | None = None,
+        scrub_secrets: bool | SecretScrubber = True,
     ) -> None:
         if not isinstance(name, str) or not name:
             raise TypeError(f"`name` must be a non-empty str, got {name!r}")
@@ -109,8 +133,24 @@ class PromptRecorder:
                 "`tracer_provider` must be an opentelemetry TracerProvider or None, "
                 f"got {type(tracer_provider).__name__}"
             )
+        if capture is not None:
+            check_capture(capture)
+        if redact is not None and not callable(redact):
+            raise TypeError(f"`redact` must be a callable taking and returning a str, got {redact!r}")
+        if not isinstance(scrub_secrets, (bool, SecretScrubber)):
+            raise TypeError(f"`scrub_secrets` must be a bool or a SecretScrubber, got {scrub_secrets!r}")
         self.name = name
         self.max_content_length = max_content_length
+        self.capture = capture
+        self._redact = redact
+        self._scrubber = (
+            scrub_secrets
+            if isinstance(scrub_secrets, SecretScrubber)
+            else DEFAULT_SCRUBBER
+            if scrub_secrets
+            else None
+        )
+        self.redactions = RedactionCounter()
         self._span_attributes: dict[str, AttributeValue] = {
             **_check_attributes(attributes),
             semconv.GEN_AI_OPERATION_NAME: semconv.OPERATION_INVOKE_WORKFLOW,
@@ -126,8 +166,18 @@ class PromptRecorder:
 
     # --- the context manager -------------------------------------------------------
 
+    def content_policy(self) -> ContentPolicy:
+        """The content policy an entry into this recorder uses now."""
+        capture = self.capture or capture_from_environment()
+        return ContentPolicy(capture, self._scrubber, self._redact)
+
     def __enter__(self) -> PromptRecorder:
         activation = _Activation(self, self._start_span(self.name, None, self._span_attributes))
+        try:
+            activation.policy = self.content_policy()
+        except ValueError as error:  # a bad PROMPTRECORDER_CAPTURE_CONTENT must not stop the block
+            warn_once("capture-env", "promptrecorder: %s; recording with capture='metadata'", error)
+            activation.policy = ContentPolicy("metadata", self._scrubber, self._redact)
         activation.otel_token = otel_context.attach(trace.set_span_in_context(activation.span))
         activation.active_token = _ACTIVE.set((*_ACTIVE.get(), activation))
         with self._open_lock:
@@ -308,6 +358,7 @@ class _Activation:
         "closed",
         "lock",
         "otel_token",
+        "policy",
         "recorder",
         "recording",
         "records",
@@ -334,6 +385,7 @@ class _Activation:
         # Reentrant: a stream proxy garbage-collected while this thread holds the lock
         # records its call from the finaliser, in this same thread.
         self.lock = threading.RLock()
+        self.policy = ContentPolicy()
         self.active_token: Token[tuple[_Activation, ...]] | None = None
         self.otel_token: object = None
 
@@ -467,7 +519,8 @@ def autorecord(
             ``metadata``); exported as ``promptrecorder.metadata.<key>`` attributes.
 
     Returns:
-        The ``PromptRecord``, or None when no recorder is active.
+        The ``PromptRecord``, or None when no recorder is active (or the innermost one
+        captures nothing: ``capture="none"``).
 
     Raises:
         TypeError, ValueError: an argument is not of the documented form (only checked
@@ -532,14 +585,31 @@ def store_pair(
     tool_calls: tuple[Mapping[str, Any], ...] | None = None,
     error: str | None = None,
     complete: bool = True,
-) -> PromptRecord:
+) -> PromptRecord | None:
     """Add a checked pair's events to the innermost span and keep its record in every recorder.
 
     The shared path of ``autorecord`` and of the bots and openai instrumentation, which
-    build their arguments from API objects and so need no checking.
+    build their arguments from API objects and so need no checking. The innermost
+    recorder's content policy applies first (None when it captures nothing).
     """
     innermost = chain[-1]
     recorder = innermost.recorder
+    policy = innermost.policy
+    if not policy.records:
+        return None
+    if policy.keeps_text:
+        if policy.scrubber is not None or policy.redact is not None:
+            counter = recorder.redactions
+            prompt = policy.text(prompt, counter)
+            response = policy.text(response, counter)
+            messages = None if messages is None else policy.messages(messages, counter)
+            tool_calls = None if tool_calls is None else policy.tool_calls(tool_calls, counter)
+            error = None if error is None else policy.text(error, counter)
+    else:
+        prompt = response = ""
+        messages = None
+        tool_calls = None if tool_calls is None else tuple(_without_arguments(call) for call in tool_calls)
+        error = None if error is None else error.partition(":")[0]
     record_id = os.urandom(8).hex()
     ids: tuple[str, str] | None = None
     try:
@@ -605,6 +675,13 @@ def store_pair(
         for outer in {id(a.recorder): a.recorder for a in chain}.values():
             outer._store.append(record)
     return record
+
+
+def _without_arguments(call: Mapping[str, Any]) -> Mapping[str, Any]:
+    function = call.get("function")
+    if isinstance(function, Mapping):
+        return {**call, "function": {key: value for key, value in function.items() if key != "arguments"}}
+    return call
 
 
 # --- argument checks ----------------------------------------------------------------

@@ -21,6 +21,10 @@ OTEL_EXPORTER_OTLP_TRACES_HEADERS: Final = "OTEL_EXPORTER_OTLP_TRACES_HEADERS"
 OTEL_EXPORTER_OTLP_TIMEOUT: Final = "OTEL_EXPORTER_OTLP_TIMEOUT"
 OTEL_RESOURCE_ATTRIBUTES: Final = "OTEL_RESOURCE_ATTRIBUTES"
 OTEL_SPAN_EVENT_COUNT_LIMIT: Final = "OTEL_SPAN_EVENT_COUNT_LIMIT"
+OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT: Final = (
+    "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+)
+PROMPTRECORDER_CAPTURE_CONTENT: Final = "PROMPTRECORDER_CAPTURE_CONTENT"
 
 # name -> (default, what it does). The table the README's configuration reference follows.
 ENVIRONMENT: Final[dict[str, tuple[str | None, str]]] = {
@@ -40,6 +44,14 @@ ENVIRONMENT: Final[dict[str, tuple[str | None, str]]] = {
     OTEL_EXPORTER_OTLP_TRACES_HEADERS: (None, "as above, for traces only"),
     OTEL_EXPORTER_OTLP_TIMEOUT: ("10000", "export timeout in milliseconds"),
     OTEL_SPAN_EVENT_COUNT_LIMIT: ("128", "events one span keeps; more pairs continue on segment spans"),
+    PROMPTRECORDER_CAPTURE_CONTENT: (
+        "full",
+        "what recorders keep and export by default: `full`, `metadata` (no text) or `none`",
+    ),
+    OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT: (
+        None,
+        "honoured when PROMPTRECORDER_CAPTURE_CONTENT is unset: `NO_CONTENT`/`false` mean metadata",
+    ),
 }
 
 DEFAULT_PROTOCOL: Final = "http/protobuf"
