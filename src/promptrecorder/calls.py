@@ -207,6 +207,16 @@ class LLMCall:
             warn_once("call-end", "promptrecorder could not finish an LLM call's span: %r", failure)
         request = self.request
         error_text = None if error is None else f"{type(error).__name__}: {error}"
+        try:
+            return self._store(result, error_text, complete, ended_ns)
+        except Exception as failure:  # e.g. a redaction hook that raised: never the caller's problem
+            warn_once("call-record", "promptrecorder could not record an LLM call: %r", failure)
+            return None
+
+    def _store(
+        self, result: CallResult, error_text: str | None, complete: bool, ended_ns: int
+    ) -> PromptRecord | None:
+        request = self.request
         return store_pair(
             self._chain,
             prompt=last_user_text(request.messages) if request.messages else "",

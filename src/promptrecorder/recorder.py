@@ -33,7 +33,7 @@ from opentelemetry.util.types import AttributeValue
 from promptrecorder import semconv
 from promptrecorder._diagnostics import warn_once
 from promptrecorder._version import __version__
-from promptrecorder.content import DEFAULT_MAX_CONTENT_LENGTH, check_prompt, check_response
+from promptrecorder.content import DEFAULT_MAX_CONTENT_LENGTH, check_prompt, check_response, last_user_text
 from promptrecorder.events import (
     as_attribute_value,
     prompt_event_attributes,
@@ -600,9 +600,12 @@ def store_pair(
     if policy.keeps_text:
         if policy.scrubber is not None or policy.redact is not None:
             counter = recorder.redactions
-            prompt = policy.text(prompt, counter)
+            if messages is None:
+                prompt = policy.text(prompt, counter)
+            else:  # the prompt is a view of the messages: derive it, so nothing counts twice
+                messages = policy.messages(messages, counter)
+                prompt = last_user_text(messages)
             response = policy.text(response, counter)
-            messages = None if messages is None else policy.messages(messages, counter)
             tool_calls = None if tool_calls is None else policy.tool_calls(tool_calls, counter)
             error = None if error is None else policy.text(error, counter)
     else:
