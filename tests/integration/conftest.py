@@ -1,4 +1,4 @@
-"""Fixtures for tests that export to real OTLP receivers on 127.0.0.1.
+"""Fixtures for tests that export to real OTLP receivers (and call a real LLM server) on 127.0.0.1.
 
 Each fixture starts a fresh receiver for one test and stops it (joining its threads)
 afterwards. Every test collected under ``tests/integration`` gets the ``integration`` marker.
@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from .llm_server import FakeLLMServer
 from .receivers import FailingHttpReceiver, GrpcReceiver, HttpReceiver, Receiver
 
 _HERE = Path(__file__).parent
@@ -57,3 +58,14 @@ def failing_http_receiver(request: pytest.FixtureRequest) -> Iterator[FailingHtt
     options: dict[str, Any] = getattr(request, "param", {})
     with FailingHttpReceiver(**options) as receiver:
         yield receiver
+
+
+@pytest.fixture(scope="session")
+def llm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeLLMServer]:
+    """fakellm, a real OpenAI-compatible server, on 127.0.0.1 for the whole session.
+
+    It answers by ``llm_server.RULES`` and keeps no state a test could leak into another;
+    ``.openai_client()`` / ``.async_openai_client()`` give clients without retries.
+    """
+    with FakeLLMServer(tmp_path_factory.mktemp("fakellm")) as server:
+        yield server

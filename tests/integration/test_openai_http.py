@@ -1,0 +1,328 @@
+"""The real openai client, over real HTTP to a real OpenAI-compatible server, recorded and
+exported to a real OTLP receiver; every assertion is on what the receiver got.
+
+The server is fakellm on 127.0.0.1 (``llm_server.py``: its rules script the replies and
+the errors); the receivers are oteltest's sinks, over gRPC and HTTP/protobuf.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from typing import Any
+
+import openai
+import pytest
+
+from promptrecorder import PromptRecorder, configure, flush, semconv
+from promptrecorder.calls import describe_endpoint
+from promptrecorder.openai_adapter import CHAT
+from promptrecorder.openai_calls import arecord_create, record_create
+
+from .llm_server import (
+    ANSWER,
+    CAPITAL_QUESTION,
+    INTERNAL_ERROR,
+    RATE_LIMIT,
+    TOOL_ARGUMENTS,
+    TOOL_NAME,
+    TOOL_TRIGGER,
+    FakeLLMServer,
+)
+from .receivers import ReceivedEvent, ReceivedSpan, Receiver, unused_port
+
+pytestmark = pytest.mark.usefixtures("global_tracing")
+
+MODEL = "gpt-4o-mini"
+SYSTEM = "Answer in one sentence."
+MESSAGES = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": CAPITAL_QUESTION}]
+INPUT_MESSAGES = [
+    {"role": "system", "parts": [{"type": "text", "content": SYSTEM}]},
+    {"role": "user", "parts": [{"type": "text", "content": CAPITAL_QUESTION}]},
+]
+
+
+def _create(client: openai.OpenAI, **kwargs: Any) -> Any:
+    """``client.chat.completions.create(**kwargs)`` as the recorded client runs it."""
+    endpoint = describe_endpoint(client.base_url, type(client).__name__)
+    return record_create(client.chat.completions.create, (), kwargs, api=CHAT, endpoint=endpoint)
+
+
+async def _acreate(client: openai.AsyncOpenAI, **kwargs: Any) -> Any:
+    endpoint = describe_endpoint(client.base_url, type(client).__name__)
+    return await arecord_create(client.chat.completions.create, (), kwargs, api=CHAT, endpoint=endpoint)
+
+
+@pytest.fixture
+def receiver(otlp_receiver: Receiver) -> Receiver:
+    """A real OTLP receiver (once per protocol) that configure() exports to."""
+    configure(endpoint=otlp_receiver.endpoint, protocol=otlp_receiver.protocol)
+    return otlp_receiver
+
+
+def _exported(receiver: Receiver, recorder_name: str) -> tuple[ReceivedSpan, ReceivedSpan]:
+    """Flush, then the recorder's span and the one CLIENT span of the call made in it."""
+    assert flush(timeout=10)
+    spans = receiver.wait_for_spans(2)
+    calls = [span for span in spans if span.kind == "CLIENT"]
+    assert len(calls) == 1, [span.name for span in spans]
+    return receiver.span_named(recorder_name), calls[0]
+
+
+def _pair(span: ReceivedSpan) -> tuple[ReceivedEvent, ReceivedEvent]:
+    """The prompt and response events of the one pair recorded on ``span``."""
+    prompt, response = (event for event in span.events if event.name.startswith("promptrecorder."))
+    assert (prompt.name, response.name) == (semconv.EVENT_PROMPT, semconv.EVENT_RESPONSE)
+    assert prompt.attributes[semconv.RECORD_ID] == response.attributes[semconv.RECORD_ID]
+    return prompt, response
+
+
+def _request_attributes(server: FakeLLMServer) -> dict[str, Any]:
+    return {
+        semconv.GEN_AI_OPERATION_NAME: "chat",
+        semconv.GEN_AI_PROVIDER_NAME: "127.0.0.1",
+        semconv.GEN_AI_REQUEST_MODEL: MODEL,
+        semconv.SERVER_ADDRESS: "127.0.0.1",
+        semconv.SERVER_PORT: server.port,
+        semconv.GEN_AI_INPUT_MESSAGES: INPUT_MESSAGES,
+    }
+
+
+def _decoded(attributes: dict[str, Any]) -> dict[str, Any]:
+    """The span's attributes with its JSON message lists parsed, for whole-dict comparison."""
+    decoded = dict(attributes)
+    for key in (semconv.GEN_AI_INPUT_MESSAGES, semconv.GEN_AI_OUTPUT_MESSAGES):
+        if key in decoded:
+            decoded[key] = json.loads(str(decoded[key]))
+    return decoded
+
+
+def _text_output(text: str, finish_reason: str = "stop") -> list[dict[str, Any]]:
+    return [
+        {"role": "assistant", "parts": [{"type": "text", "content": text}], "finish_reason": finish_reason}
+    ]
+
+
+# --- whole replies -------------------------------------------------------------------
+
+
+def test_a_chat_call_arrives_as_a_client_span_under_the_recorder_span(
+    llm_server: FakeLLMServer, receiver: Receiver
+) -> None:
+    """The CLIENT span `chat {model}` is the recorder span's child and says what the server said."""
+    with llm_server.openai_client() as client, PromptRecorder("capitals") as recorder:
+        completion = _create(client, model=MODEL, messages=MESSAGES, temperature=0.0, max_tokens=50)
+    assert completion.choices[0].message.content == ANSWER  # the caller's reply is openai's own
+
+    session, call = _exported(receiver, "capitals")
+    assert call.name == f"chat {MODEL}"
+    assert (call.trace_id, call.parent_span_id) == (session.trace_id, session.span_id)
+    assert call.status_code == 0
+    assert session.start_time_unix_nano <= call.start_time_unix_nano
+    assert call.end_time_unix_nano <= session.end_time_unix_nano
+    assert completion.usage is not None
+    assert _decoded(call.attributes) == {
+        **_request_attributes(llm_server),
+        semconv.GEN_AI_REQUEST_TEMPERATURE: 0.0,
+        semconv.GEN_AI_REQUEST_MAX_TOKENS: 50,
+        semconv.GEN_AI_RESPONSE_MODEL: MODEL,
+        semconv.GEN_AI_RESPONSE_ID: completion.id,
+        semconv.GEN_AI_RESPONSE_FINISH_REASONS: ["stop"],
+        semconv.GEN_AI_USAGE_INPUT_TOKENS: completion.usage.prompt_tokens,
+        semconv.GEN_AI_USAGE_OUTPUT_TOKENS: completion.usage.completion_tokens,
+        semconv.GEN_AI_OUTPUT_MESSAGES: _text_output(ANSWER),
+    }
+
+    prompt, response = _pair(session)
+    assert prompt.attributes[semconv.PROMPT_TEXT] == CAPITAL_QUESTION
+    assert json.loads(str(prompt.attributes[semconv.GEN_AI_INPUT_MESSAGES])) == INPUT_MESSAGES
+    assert prompt.attributes[semconv.GEN_AI_PROVIDER_NAME] == "127.0.0.1"
+    assert prompt.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == completion.usage.prompt_tokens
+    assert response.attributes[semconv.RESPONSE_TEXT] == ANSWER
+    assert response.attributes[semconv.GEN_AI_RESPONSE_MODEL] == MODEL
+    assert response.attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] == ["stop"]
+    assert call.start_time_unix_nano <= prompt.time_unix_nano < response.time_unix_nano
+    assert response.time_unix_nano <= call.end_time_unix_nano
+    [record] = recorder.records
+    assert (record.trace_id, record.span_id) == (session.trace_id, session.span_id)
+
+
+def test_an_async_chat_call_arrives_the_same_way(llm_server: FakeLLMServer, receiver: Receiver) -> None:
+    """AsyncOpenAI over HTTP: the same CLIENT span under the recorder span, the same pair."""
+
+    async def ask() -> Any:
+        async with llm_server.async_openai_client() as client, PromptRecorder("async-capitals"):
+            return await _acreate(client, model=MODEL, messages=MESSAGES)
+
+    completion = asyncio.run(ask())
+
+    session, call = _exported(receiver, "async-capitals")
+    assert call.parent_span_id == session.span_id
+    assert call.attributes[semconv.GEN_AI_RESPONSE_ID] == completion.id
+    assert call.attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == completion.usage.completion_tokens
+    assert json.loads(str(call.attributes[semconv.GEN_AI_OUTPUT_MESSAGES])) == _text_output(ANSWER)
+    prompt, response = _pair(session)
+    assert (prompt.attributes[semconv.PROMPT_TEXT], response.attributes[semconv.RESPONSE_TEXT]) == (
+        CAPITAL_QUESTION,
+        ANSWER,
+    )
+
+
+def test_tool_calls_arrive_as_message_parts(llm_server: FakeLLMServer, receiver: Receiver) -> None:
+    """A reply that calls a tool: finish reason tool_calls and the call, with its arguments, as a part."""
+    tools = [{"type": "function", "function": {"name": TOOL_NAME, "parameters": {"type": "object"}}}]
+    with llm_server.openai_client() as client, PromptRecorder("tools"):
+        completion = _create(
+            client, model=MODEL, messages=[{"role": "user", "content": f"{TOOL_TRIGGER} Paris?"}], tools=tools
+        )
+    [tool_call] = completion.choices[0].message.tool_calls
+
+    session, call = _exported(receiver, "tools")
+    assert call.attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] == ["tool_calls"]
+    assert json.loads(str(call.attributes[semconv.GEN_AI_OUTPUT_MESSAGES])) == [
+        {
+            "role": "assistant",
+            "parts": [
+                {"type": "tool_call", "id": tool_call.id, "name": TOOL_NAME, "arguments": TOOL_ARGUMENTS}
+            ],
+            "finish_reason": "tool_calls",
+        }
+    ]
+    _, response = _pair(session)
+    assert response.attributes[semconv.RESPONSE_TEXT] == ""
+    assert response.attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] == ["tool_calls"]
+
+
+# --- streams -------------------------------------------------------------------------
+
+
+def test_a_stream_records_the_whole_text(llm_server: FakeLLMServer, receiver: Receiver) -> None:
+    """A stream read to its end: the text the caller assembled is the text recorded; no usage is made up."""
+    with llm_server.openai_client() as client, PromptRecorder("stream"):
+        stream = _create(client, model=MODEL, messages=MESSAGES, stream=True)
+        pieces = [chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices]
+    assert "".join(pieces) == ANSWER
+    assert len([piece for piece in pieces if piece]) == len(ANSWER.split())  # one chunk per word
+
+    session, call = _exported(receiver, "stream")
+    attributes = _decoded(call.attributes)
+    first_chunk_s = attributes.pop(semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK)
+    assert 0 < first_chunk_s < 10
+    response_id = attributes.pop(semconv.GEN_AI_RESPONSE_ID)
+    assert str(response_id).startswith("chatcmpl-")
+    # fakellm sends no usage chunk, so no gen_ai.usage.* may appear.
+    assert attributes == {
+        **_request_attributes(llm_server),
+        semconv.GEN_AI_REQUEST_STREAM: True,
+        semconv.GEN_AI_RESPONSE_MODEL: MODEL,
+        semconv.GEN_AI_RESPONSE_FINISH_REASONS: ["stop"],
+        semconv.GEN_AI_OUTPUT_MESSAGES: _text_output(ANSWER),
+    }
+    _, response = _pair(session)
+    assert response.attributes[semconv.RESPONSE_TEXT] == ANSWER
+    assert semconv.RESPONSE_COMPLETE not in response.attributes
+
+
+def test_an_async_stream_records_the_whole_text(llm_server: FakeLLMServer, receiver: Receiver) -> None:
+    """An async stream read to its end is recorded whole, under the recorder span."""
+
+    async def ask() -> str:
+        async with llm_server.async_openai_client() as client, PromptRecorder("async-stream"):
+            stream = await _acreate(client, model=MODEL, messages=MESSAGES, stream=True)
+            return "".join([chunk.choices[0].delta.content or "" async for chunk in stream if chunk.choices])
+
+    assert asyncio.run(ask()) == ANSWER
+
+    session, call = _exported(receiver, "async-stream")
+    assert call.parent_span_id == session.span_id
+    assert call.attributes[semconv.GEN_AI_REQUEST_STREAM] is True
+    assert json.loads(str(call.attributes[semconv.GEN_AI_OUTPUT_MESSAGES])) == _text_output(ANSWER)
+    _, response = _pair(session)
+    assert response.attributes[semconv.RESPONSE_TEXT] == ANSWER
+
+
+def test_a_stream_left_early_records_what_arrived_as_incomplete(
+    llm_server: FakeLLMServer, receiver: Receiver
+) -> None:
+    """Breaking out after the first word and closing the stream: one word recorded, marked incomplete."""
+    with (
+        llm_server.openai_client() as client,
+        PromptRecorder("early"),
+        _create(client, model=MODEL, messages=MESSAGES, stream=True) as stream,
+    ):
+        for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                break
+
+    session, call = _exported(receiver, "early")
+    assert call.status_code == 0
+    assert call.attributes[semconv.RESPONSE_COMPLETE] is False
+    assert semconv.GEN_AI_RESPONSE_FINISH_REASONS not in call.attributes
+    _, response = _pair(session)
+    assert response.attributes[semconv.RESPONSE_TEXT] == ANSWER.split()[0]
+    assert response.attributes[semconv.RESPONSE_COMPLETE] is False
+
+
+# --- failures ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("trigger", "error_type", "message"),
+    [
+        (RATE_LIMIT, openai.RateLimitError, "Rate limit exceeded (scripted)"),
+        (INTERNAL_ERROR, openai.InternalServerError, "The server had an error (scripted)"),
+    ],
+    ids=["429", "500"],
+)
+def test_an_api_error_propagates_and_arrives_as_an_error_client_span(
+    llm_server: FakeLLMServer,
+    receiver: Receiver,
+    trigger: str,
+    error_type: type[openai.APIStatusError],
+    message: str,
+) -> None:
+    """A scripted 429/500 reaches the caller unchanged (one request, no retry) and is recorded with the error."""
+    messages = [{"role": "user", "content": f"{trigger} {CAPITAL_QUESTION}"}]
+    before = llm_server.request_count
+    with (
+        llm_server.openai_client() as client,
+        PromptRecorder("failing"),
+        pytest.raises(error_type, match=re.escape(message)) as raised,
+    ):
+        _create(client, model=MODEL, messages=messages)
+    assert llm_server.request_count == before + 1
+
+    session, call = _exported(receiver, "failing")
+    name = error_type.__name__
+    assert call.status_code == 2
+    assert call.status_message.startswith(f"{name}: Error code: {raised.value.status_code}")
+    assert call.attributes[semconv.ERROR_TYPE] == name
+    assert [event.name for event in call.events] == ["exception"]
+    assert message in str(call.events[0].attributes["exception.message"])
+    assert semconv.GEN_AI_RESPONSE_MODEL not in call.attributes
+    prompt, response = _pair(session)
+    assert prompt.attributes[semconv.PROMPT_TEXT] == messages[0]["content"]
+    assert response.attributes[semconv.ERROR_TYPE] == name
+    assert message in str(response.attributes[semconv.RESPONSE_ERROR])
+    assert response.attributes[semconv.RESPONSE_TEXT] == ""
+    assert response.attributes[semconv.RESPONSE_COMPLETE] is False
+
+
+def test_a_refused_connection_propagates_and_is_recorded(receiver: Receiver) -> None:
+    """Nothing listening: openai's APIConnectionError reaches the caller and the span says so."""
+    port = unused_port()
+    with (
+        openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="test", max_retries=0) as client,
+        PromptRecorder("refused"),
+        pytest.raises(openai.APIConnectionError),
+    ):
+        _create(client, model=MODEL, messages=MESSAGES)
+
+    session, call = _exported(receiver, "refused")
+    assert call.status_code == 2
+    assert call.attributes[semconv.ERROR_TYPE] == "APIConnectionError"
+    assert call.attributes[semconv.SERVER_PORT] == port
+    _, response = _pair(session)
+    assert response.attributes[semconv.ERROR_TYPE] == "APIConnectionError"
+    assert "Connection error" in str(response.attributes[semconv.RESPONSE_ERROR])
