@@ -1,6 +1,7 @@
-"""The ``promptrecorder`` command line.
+"""The ``promptrecorder`` command line: ``demo``, ``check`` and ``show``.
 
 Exit codes: 0 success, 1 failure (with one sentence and the next step), 2 usage error.
+This module parses arguments and prints; the work is done in ``demo``, ``check`` and ``show``.
 """
 
 from __future__ import annotations
@@ -12,8 +13,11 @@ from collections.abc import Sequence
 
 from promptrecorder import settings
 from promptrecorder._version import __version__
+from promptrecorder.check import DEFAULT_TIMEOUT_S, resolve_target, run_check
+from promptrecorder.check_report import describe, environment_notes, verdict
 from promptrecorder.console import format_records_table
 from promptrecorder.demo import run_session
+from promptrecorder.show import UnreadableRecordsError, load_records, render_json, render_table
 from promptrecorder.telemetry import configure, delivery_stats, destinations, flush, shutdown
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -40,17 +44,85 @@ def _parser() -> argparse.ArgumentParser:
             "else to the console."
         ),
     )
-    demo.add_argument("--endpoint", help="OTLP collector URL (default: $OTEL_EXPORTER_OTLP_ENDPOINT)")
-    demo.add_argument(
-        "--protocol",
-        choices=settings.PROTOCOLS,
-        help="OTLP protocol (default: $OTEL_EXPORTER_OTLP_PROTOCOL, else http/protobuf)",
-    )
+    _add_endpoint_flags(demo)
     demo.add_argument(
         "--console", action="store_true", help="print spans to the console even with an endpoint"
     )
     demo.add_argument("--service-name", default=None, help="service.name (default: promptrecorder-demo)")
+
+    check = commands.add_parser(
+        "check",
+        help="send one test span with a prompt/response pair and say whether the collector took it",
+        description=(
+            "Send one test span carrying a prompt/response pair to the OTLP endpoint that "
+            "configure() would use (flags, else the OTEL_* variables), wait for the answer, and "
+            "say plainly whether it was accepted, and if not, why and what to try. "
+            "Exit 0: accepted; 1: not accepted; 2: usage error."
+        ),
+    )
+    _add_endpoint_flags(check)
+    check.add_argument(
+        "--header",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a header to send, taken literally, e.g. 'authorization=Bearer TOKEN'; repeatable; replaces "
+        "$OTEL_EXPORTER_OTLP_HEADERS (only header names are ever printed)",
+    )
+    check.add_argument(
+        "--timeout",
+        type=_positive_seconds,
+        default=DEFAULT_TIMEOUT_S,
+        metavar="S",
+        help=f"seconds the connection and the export may each take (default: {DEFAULT_TIMEOUT_S:g})",
+    )
+    check.add_argument(
+        "--service-name", default=None, help="service.name of the test span (default: promptrecorder-check)"
+    )
+
+    show = commands.add_parser(
+        "show",
+        help="print records saved with recorder.to_jsonl() as a table or as JSON lines",
+        description=(
+            "Print the records a recorder saved with recorder.to_jsonl(FILE): a readable table, "
+            "or JSON lines with --json. Exit 0: shown; 1: the file or a line cannot be read; "
+            "2: usage error."
+        ),
+    )
+    show.add_argument("file", metavar="FILE.jsonl", help="a file written by recorder.to_jsonl()")
+    show.add_argument("--json", action="store_true", help="print JSON lines, as to_jsonl() writes them")
+    show.add_argument(
+        "--limit", type=_positive_int, default=None, metavar="N", help="show the first N records only"
+    )
     return parser
+
+
+def _add_endpoint_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--endpoint", help="OTLP collector URL (default: $OTEL_EXPORTER_OTLP_ENDPOINT)")
+    parser.add_argument(
+        "--protocol",
+        choices=settings.PROTOCOLS,
+        help="OTLP protocol (default: $OTEL_EXPORTER_OTLP_PROTOCOL, else http/protobuf)",
+    )
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {text!r}")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -59,6 +131,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     if args.command == "demo":
         return _demo(args)
+    if args.command == "check":
+        return _check(args)
+    if args.command == "show":
+        return _show(args)
     return EXIT_USAGE  # pragma: no cover - argparse rejects unknown commands first
 
 
@@ -106,6 +182,43 @@ def _demo(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_FAILURE
+    return EXIT_OK
+
+
+def _check(args: argparse.Namespace) -> int:
+    try:
+        target = resolve_target(args.endpoint, args.protocol, args.header, args.timeout, args.service_name)
+    except ValueError as error:
+        print(
+            f"promptrecorder check: {error}. Check --endpoint/--protocol/--header and the OTEL_* variables.",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    print(describe(target), flush=True)
+    outcome = run_check(target)
+    happened, next_step = verdict(target, outcome)
+    stream = sys.stdout if outcome.accepted else sys.stderr
+    print(happened, file=stream)
+    print(next_step, file=stream)
+    for note in environment_notes():
+        print(note, file=stream)
+    return EXIT_OK if outcome.accepted else EXIT_FAILURE
+
+
+def _show(args: argparse.Namespace) -> int:
+    try:
+        records = load_records(args.file)
+    except UnreadableRecordsError as error:
+        print(
+            f"promptrecorder show: {error}. Give a file written by recorder.to_jsonl(path).",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
+    shown = records[: args.limit] if args.limit else records
+    if args.json:
+        sys.stdout.write(render_json(shown))
+    else:
+        print(render_table(shown, len(records), args.file))
     return EXIT_OK
 
 

@@ -298,14 +298,7 @@ def _exporter_names(exporter: str | Sequence[str] | None) -> list[str]:
 def _otlp_exporter(
     endpoint: str | None, protocol: str | None, headers: dict[str, str] | None, timeout: float | None
 ) -> tuple[SpanExporter, str]:
-    chosen = (
-        protocol
-        or settings.env(settings.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL)
-        or settings.env(settings.OTEL_EXPORTER_OTLP_PROTOCOL)
-        or settings.DEFAULT_PROTOCOL
-    )
-    if chosen not in settings.PROTOCOLS:
-        raise ValueError(f"`protocol` must be one of {settings.PROTOCOLS}, got {chosen!r}")
+    chosen = resolve_protocol(protocol)
     if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
         raise ValueError(f"`timeout` must be a positive number of seconds, got {timeout!r}")
     url = resolve_endpoint(endpoint, chosen)
@@ -320,6 +313,23 @@ def _otlp_exporter(
     )
 
     return HttpExporter(endpoint=url, headers=headers, timeout=timeout), f"{url} (OTLP/HTTP)"
+
+
+def resolve_protocol(protocol: str | None) -> str:
+    """``protocol``, else the traces or general ``OTEL_*`` protocol variable, else the default.
+
+    Raises:
+        ValueError: the chosen protocol is not one of ``settings.PROTOCOLS``.
+    """
+    chosen = (
+        protocol
+        or settings.env(settings.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL)
+        or settings.env(settings.OTEL_EXPORTER_OTLP_PROTOCOL)
+        or settings.DEFAULT_PROTOCOL
+    )
+    if chosen not in settings.PROTOCOLS:
+        raise ValueError(f"`protocol` must be one of {settings.PROTOCOLS}, got {chosen!r}")
+    return chosen
 
 
 def resolve_endpoint(endpoint: str | None, protocol: str) -> str:

@@ -24,7 +24,7 @@ def test_demo_without_an_endpoint_prints_spans_and_records_to_the_console(
     assert "sent to the console" in out
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["demo", "--help"]])
+@pytest.mark.parametrize("argv", [["--help"], ["demo", "--help"], ["check", "--help"], ["show", "--help"]])
 def test_every_command_has_help(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     """--help prints usage and exits 0."""
     with pytest.raises(SystemExit) as exited:

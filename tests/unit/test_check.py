@@ -1,0 +1,364 @@
+"""`promptrecorder check` without a network: target resolution, classification, and the sentences."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+from google.rpc import status_pb2
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
+from promptrecorder.check import (
+    DEFAULT_SERVICE_NAME,
+    Outcome,
+    Problem,
+    Target,
+    grpc_outcome,
+    http_error_outcome,
+    resolve_target,
+    server_message,
+)
+from promptrecorder.check_report import describe, environment_notes, verdict
+from promptrecorder.cli import EXIT_USAGE, main
+
+SECRET = "s3cr3t-token-value"
+
+_OTEL_VARIABLES = (
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_HEADERS",
+    "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+    "OTEL_SERVICE_NAME",
+    "OTEL_SDK_DISABLED",
+    "OTEL_TRACES_EXPORTER",
+)
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in _OTEL_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
+def _target(protocol: str = "http/protobuf", url: str = "http://collector:4318/v1/traces") -> Target:
+    return Target(
+        url=url,
+        protocol=protocol,
+        headers={"authorization": SECRET},
+        header_source="--header",
+        timeout=5.0,
+        service_name=DEFAULT_SERVICE_NAME,
+    )
+
+
+# --- resolving the target -----------------------------------------------------------------
+
+
+def test_the_target_follows_the_otel_variables_like_configure(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no flags, endpoint, protocol, headers and service name come from OTEL_*."""
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "x-honeycomb-team=abc%20def")
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "support-bot")
+    target = resolve_target()
+    assert (target.url, target.protocol, target.service_name) == (
+        "http://collector:4317",
+        "grpc",
+        "support-bot",
+    )
+    assert target.headers == {"x-honeycomb-team": "abc def"}  # URL-decoded, as the exporters do
+    assert target.header_source == "OTEL_EXPORTER_OTLP_HEADERS"
+
+
+def test_flags_win_over_variables_and_http_gets_its_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """--endpoint/--protocol/--header replace the variables; /v1/traces is appended for HTTP."""
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://elsewhere:4317")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "authorization=from-env")
+    target = resolve_target("https://collector:4318", "http/protobuf", ["Authorization=Basic abc"], 2.0)
+    assert target.url == "https://collector:4318/v1/traces"
+    assert target.headers == {"authorization": "Basic abc"}
+    assert target.header_source == "--header"
+    assert (target.scheme, target.host, target.port, target.timeout) == ("https", "collector", 4318, 2.0)
+
+
+def test_the_traces_header_variable_wins_over_the_general_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """OTEL_EXPORTER_OTLP_TRACES_HEADERS is used when set, as the exporter would."""
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "a=1")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "b=2")
+    target = resolve_target("http://collector:4318")
+    assert target.headers == {"b": "2"}
+    assert target.header_source == "OTEL_EXPORTER_OTLP_TRACES_HEADERS"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"endpoint": "collector:4318"}, "must be a URL"),
+        ({"endpoint": "ftp://collector:21"}, "http:// or https://"),
+        ({"endpoint": "http://collector:99999"}, "port"),
+        ({"protocol": "carrier-pigeon"}, "`protocol` must be one of"),
+        ({"timeout": 0}, "`timeout` must be a positive number"),
+    ],
+)
+def test_a_malformed_target_is_refused_with_the_reason(kwargs: dict[str, object], message: str) -> None:
+    """Bad endpoints, protocols and timeouts raise ValueError naming the problem."""
+    with pytest.raises(ValueError, match=message):
+        resolve_target(**kwargs)  # type: ignore[arg-type]
+
+
+def test_a_header_without_a_key_is_refused_without_echoing_it() -> None:
+    """A bare credential passed as --header is not repeated in the error."""
+    with pytest.raises(ValueError, match="key=value") as raised:
+        resolve_target("http://collector:4318", headers=[f"Bearer {SECRET}"])
+    assert SECRET not in str(raised.value)
+
+
+def test_a_password_in_the_url_is_not_shown() -> None:
+    """shown_url masks the password of a user:password@host endpoint."""
+    target = _target(url=f"https://user:{SECRET}@collector:4318/v1/traces")
+    assert target.shown_url == "https://user:***@collector:4318/v1/traces"
+    assert SECRET not in describe(target)
+
+
+# --- what the exporter and the server said ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("logged", "problem", "status"),
+    [
+        (
+            "Transient error StatusCode.UNAVAILABLE encountered while exporting traces to localhost:4318, "
+            "retrying in 1.02s. Error details: failed to connect to all addresses; last error: UNAVAILABLE: "
+            "ipv4:127.0.0.1:4318: Trying to connect an http1.x server (HTTP status 400)",
+            Problem.WRONG_PROTOCOL,
+            "UNAVAILABLE",
+        ),
+        (
+            "Transient error StatusCode.UNAVAILABLE encountered while exporting traces to localhost:4317, "
+            "retrying in 0.9s. Error details: failed to connect to all addresses; last error: UNAVAILABLE: "
+            "ipv4:127.0.0.1:4317: Connection refused",
+            Problem.REFUSED,
+            "UNAVAILABLE",
+        ),
+        (
+            "Failed to export traces to localhost:4317, error code: StatusCode.UNAUTHENTICATED, "
+            "error details: missing API key",
+            Problem.GRPC_STATUS,
+            "UNAUTHENTICATED",
+        ),
+        (
+            "Failed to export traces to localhost:4317, error code: StatusCode.DEADLINE_EXCEEDED, "
+            "error details: Deadline Exceeded",
+            Problem.TIMEOUT,
+            "DEADLINE_EXCEEDED",
+        ),
+        ("something the exporter never said before", Problem.UNKNOWN, None),
+        (None, Problem.UNKNOWN, None),
+    ],
+)
+def test_the_grpc_exporters_log_line_is_classified(logged: str | None, problem: Problem, status: str) -> None:
+    """The status code and details of the stock gRPC exporter's log line become an Outcome."""
+    outcome = grpc_outcome(logged)
+    assert (outcome.problem, outcome.status) == (problem, status)
+    assert outcome.detail
+
+
+@pytest.mark.parametrize(
+    ("error", "problem"),
+    [
+        (
+            requests.exceptions.SSLError("[SSL: CERTIFICATE_VERIFY_FAILED] self-signed certificate"),
+            Problem.TLS_UNTRUSTED,
+        ),
+        (
+            requests.exceptions.SSLError("[SSL: WRONG_VERSION_NUMBER] wrong version number"),
+            Problem.TLS_NOT_SPOKEN,
+        ),
+        (requests.exceptions.SSLError("[SSL: TLSV1_ALERT_PROTOCOL_VERSION]"), Problem.TLS_FAILED),
+        (requests.exceptions.ConnectTimeout("timed out"), Problem.TIMEOUT),
+        (requests.exceptions.ConnectionError("[Errno 111] Connection refused"), Problem.REFUSED),
+        (requests.exceptions.ConnectionError("NameResolutionError: not known"), Problem.UNRESOLVED),
+        (
+            requests.exceptions.ConnectionError(
+                "('Connection aborted.', BadStatusLine('\\x00\\x00\\x18\\x04'))"
+            ),
+            Problem.WRONG_PROTOCOL,
+        ),
+        (requests.exceptions.ConnectionError("RemoteDisconnected('closed')"), Problem.CONNECTION_CLOSED),
+        (ValueError("odd"), Problem.UNKNOWN),
+    ],
+)
+def test_http_transport_errors_are_classified(error: Exception, problem: Problem) -> None:
+    """Each kind of requests failure maps to the problem a person can act on."""
+    assert http_error_outcome(error).problem is problem
+
+
+def test_the_servers_message_is_read_from_text_json_and_rpc_status() -> None:
+    """An error body is shown as its text: plain, JSON `message`, or a google.rpc.Status."""
+    proto = status_pb2.Status(code=3, message="bad span").SerializeToString()
+    assert server_message(b"quota   exceeded\n", "text/plain") == "quota exceeded"
+    assert server_message(b'{"message": "no such project"}', "application/json") == "no such project"
+    assert server_message(proto, "application/x-protobuf") == "bad span"
+    assert server_message(b"", "text/plain") == ""
+    assert len(server_message(b"x" * 10_000, "text/html")) == 300
+
+
+def test_a_2xx_reply_that_rejects_spans_is_not_accepted() -> None:
+    """A partial-success reply naming rejected spans means the test span did not arrive."""
+    from promptrecorder.check import _partially_rejected
+
+    body = ExportTraceServiceResponse()
+    body.partial_success.rejected_spans = 1
+    body.partial_success.error_message = "span too old"
+    assert _partially_rejected(body.SerializeToString(), "application/x-protobuf") == "1 span: span too old"
+    assert _partially_rejected(b'{"partialSuccess": {"rejectedSpans": 2}}', "application/json") == "2 spans"
+    assert _partially_rejected(b"", "application/x-protobuf") is None
+    assert (
+        _partially_rejected(ExportTraceServiceResponse().SerializeToString(), "application/x-protobuf")
+        is None
+    )
+
+
+# --- the sentences ---------------------------------------------------------------------------
+
+
+def test_describe_names_the_url_protocol_and_header_names_but_no_value() -> None:
+    """The first line says where, how, and which headers, never their values."""
+    line = describe(_target())
+    assert "http://collector:4318/v1/traces over OTLP/HTTP" in line
+    assert "timeout 5 s" in line
+    assert "headers authorization from --header" in line
+    assert SECRET not in line
+
+
+def test_an_accepted_span_says_where_to_look() -> None:
+    """Accepted: the trace id, and the service and span to look for."""
+    happened, next_step = verdict(_target(), Outcome(Problem.NONE, trace_id="ab" * 16, elapsed_s=0.05))
+    assert happened == f"accepted: collector:4318 took the test span in 0.05 s (trace {'ab' * 16})."
+    assert "'promptrecorder-check'" in next_step
+
+
+_FAILURES = [
+    (Outcome(Problem.REFUSED), "refused the connection", "start the collector"),
+    (Outcome(Problem.UNRESOLVED, "Name or service not known"), "could not be resolved", "host name"),
+    (Outcome(Problem.UNREACHABLE, "No route to host"), "cannot be reached", "route"),
+    (Outcome(Problem.TIMEOUT, "no answer within 5 s"), "did not answer in time", "--timeout"),
+    (
+        Outcome(Problem.TLS_NOT_SPOKEN, "WRONG_VERSION_NUMBER"),
+        "does not speak TLS",
+        "use http://collector:4318",
+    ),
+    (
+        Outcome(Problem.TLS_UNTRUSTED, "self-signed certificate"),
+        "not trusted",
+        "OTEL_EXPORTER_OTLP_CERTIFICATE",
+    ),
+    (Outcome(Problem.TLS_FAILED, "alert"), "TLS handshake", "TLS enabled"),
+    (Outcome(Problem.TLS_REQUIRED), "speaks TLS", "use https://collector:4318"),
+    (Outcome(Problem.CONNECTION_CLOSED, "reset"), "closed it", "gRPC port"),
+    (Outcome(Problem.WRONG_PROTOCOL, "HTTP/2 frames"), "does not speak OTLP/HTTP", "--protocol grpc"),
+    (
+        Outcome(Problem.REDIRECTED, "to https://x/", "301 Moved", 301),
+        "redirect to https://x/",
+        "redirects to",
+    ),
+    (
+        Outcome(Problem.HTTP_STATUS, "no such project", "404 Not Found", 404),
+        "HTTP 404 Not Found: 'no such project'",
+        "/v1/traces is appended",
+    ),
+    (Outcome(Problem.HTTP_STATUS, "", "401 Unauthorized", 401), "with an empty body", "authorization"),
+    (Outcome(Problem.HTTP_STATUS, "busy", "503 Service Unavailable", 503), "'busy'", "overloaded"),
+    (Outcome(Problem.HTTP_STATUS, "bad", "400 Bad Request", 400), "'bad'", "OTLP/HTTP traces receiver"),
+    (Outcome(Problem.HTTP_STATUS, "oops", "500 Internal Server Error", 500), "'oops'", "logs"),
+    (
+        Outcome(Problem.GRPC_STATUS, "missing key", "UNAUTHENTICATED"),
+        "UNAUTHENTICATED: 'missing key'",
+        "credentials",
+    ),
+    (Outcome(Problem.GRPC_STATUS, "", "UNIMPLEMENTED"), "with no details", "trace service"),
+    (Outcome(Problem.REJECTED, "1 span: too old"), "rejected 1 span: too old", "logs"),
+    (Outcome(Problem.UNKNOWN, "odd"), "the export failed (odd)", "--timeout"),
+]
+
+
+@pytest.mark.parametrize(
+    ("outcome", "happened_says", "next_says"), _FAILURES, ids=[o.problem.name for o, _, _ in _FAILURES]
+)
+def test_every_failure_is_one_sentence_and_one_next_step(
+    outcome: Outcome, happened_says: str, next_says: str
+) -> None:
+    """Each failure reads 'not accepted: <what happened>.' then 'next: <what to try>.'"""
+    happened, next_step = verdict(_target(), outcome)
+    assert happened.startswith("not accepted: ")
+    assert happened.endswith(".")
+    assert next_step.startswith("next: ")
+    assert next_step.endswith(".")
+    assert happened_says in happened
+    assert next_says in next_step
+    assert SECRET not in happened + next_step
+
+
+def test_credential_failures_name_the_headers_sent_but_not_their_values() -> None:
+    """401/403 and UNAUTHENTICATED list the header names that went out."""
+    _, next_step = verdict(
+        _target("grpc", "http://c:4317"), Outcome(Problem.GRPC_STATUS, "", "PERMISSION_DENIED")
+    )
+    assert "headers sent: authorization" in next_step
+    assert SECRET not in next_step
+
+
+def test_wrong_protocol_advice_depends_on_the_protocol_tried() -> None:
+    """gRPC against an HTTP/1.1 port suggests http/protobuf, and the other way round."""
+    outcome = Outcome(Problem.WRONG_PROTOCOL, "http1.x server")
+    happened, next_step = verdict(_target("grpc", "http://c:4318"), outcome)
+    assert "does not speak gRPC" in happened
+    assert "--protocol http/protobuf" in next_step
+
+
+def test_settings_that_silence_an_application_are_noted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """OTEL_SDK_DISABLED=true and an OTEL_TRACES_EXPORTER without otlp are pointed out."""
+    assert environment_notes() == []
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "console")
+    notes = environment_notes()
+    assert len(notes) == 2
+    assert "OTEL_SDK_DISABLED=true" in notes[0]
+    assert "OTEL_TRACES_EXPORTER=console" in notes[1]
+
+
+# --- the command's usage errors ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["check", "--timeout", "0"],
+        ["check", "--timeout", "soon"],
+        ["check", "--protocol", "smoke-signals"],
+    ],
+)
+def test_bad_flag_values_are_usage_errors(argv: list[str]) -> None:
+    """argparse refuses bad values with exit 2."""
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == EXIT_USAGE
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["check", "--endpoint", "localhost:4318"], "`endpoint` must be a URL"),
+        (["check", "--endpoint", "http://c:4318", "--header", f"Bearer {SECRET}"], "key=value"),
+    ],
+)
+def test_a_bad_target_is_one_sentence_and_exit_2(
+    argv: list[str], says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A malformed endpoint or header is a usage error, said plainly, without a traceback."""
+    assert main(argv) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert says in err
+    assert "Traceback" not in err
+    assert SECRET not in err
