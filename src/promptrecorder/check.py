@@ -324,8 +324,8 @@ def send_test_span(target: Target) -> Outcome:
     try:
         with _quiet(promptrecorder_logger):
             recorder = PromptRecorder(CHECK_SPAN_NAME, tracer_provider=provider)
-            started = datetime.now(timezone.utc)
             with recorder:  # the span is exported, synchronously, as the block ends
+                started = datetime.now(timezone.utc)
                 record = autorecord(
                     CHECK_PROMPT,
                     CHECK_RESPONSE,
