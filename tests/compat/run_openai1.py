@@ -102,7 +102,13 @@ def _step(result: TierResult, name: str, command: Sequence[str], cwd: Path, time
         output = done.stdout + done.stderr
     except subprocess.TimeoutExpired as expired:
         failed = True
-        output = f"{name} did not finish within {timeout}s\n{expired.stdout or ''}{expired.stderr or ''}"
+        # Even with text=True, what a timed-out run printed arrives as bytes.
+        printed = b"".join(
+            part if isinstance(part, bytes) else part.encode()
+            for part in (expired.stdout, expired.stderr)
+            if part
+        )
+        output = f"{name} did not finish within {timeout}s\n{printed.decode(errors='replace')}"
     result.seconds[name] = time.monotonic() - started
     if failed or name == "tests":
         result.output = output
