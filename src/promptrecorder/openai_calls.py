@@ -49,12 +49,26 @@ def _is_stream(reply: Any) -> bool:
 
 
 def _finish_whole(call: LLMCall, api: str, reply: Any) -> None:
+    complete = True
     try:
-        result = _result(api, reply)
+        kind = type(reply).__name__
+        if kind == "LegacyAPIResponse" and not getattr(reply, "_stream", True):
+            # ``with_raw_response``: the body is read already, and parse() caches what it
+            # builds, so the caller's own parse() gets this very object.
+            result = _result(api, reply.parse())
+        elif kind in _RAW_REPLIES:
+            # A raw stream or ``with_streaming_response``: the body is the caller's to read.
+            result, complete = CallResult(), False
+        else:
+            result = _result(api, reply)
     except Exception as error:  # an unexpected reply shape: keep the call, say so once
         warn_once("reply-shape", "promptrecorder could not read an openai reply (%r)", error)
         result = CallResult()
-    call.finish(result)
+    call.finish(result, complete=complete)
+
+
+# openai's raw-response wrappers, in every version, by name as in ``_is_stream``.
+_RAW_REPLIES = ("LegacyAPIResponse", "APIResponse", "AsyncAPIResponse")
 
 
 def record_create(
