@@ -1,8 +1,10 @@
 """The real openai client, over real HTTP to a real OpenAI-compatible server, recorded and
 exported to a real OTLP receiver; every assertion is on what the receiver got.
 
-The server is fakellm on 127.0.0.1 (``llm_server.py``: its rules script the replies and
-the errors); the receivers are oteltest's sinks, over gRPC and HTTP/protobuf.
+The calls are made as users make them: ``client.chat.completions.create`` on a client
+given to ``instrument_openai``. The server is fakellm on 127.0.0.1
+(``llm_server.py``: its rules script the replies and the errors); the receivers are
+oteltest's sinks, over gRPC and HTTP/protobuf.
 """
 
 from __future__ import annotations
@@ -10,15 +12,14 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import openai
 import pytest
 
 from promptrecorder import PromptRecorder, configure, flush, semconv
-from promptrecorder.calls import describe_endpoint
-from promptrecorder.openai_adapter import CHAT
-from promptrecorder.openai_calls import arecord_create, record_create
+from promptrecorder.instrument import instrument_openai
 
 from .llm_server import (
     ANSWER,
@@ -43,15 +44,11 @@ INPUT_MESSAGES = [
 ]
 
 
-def _create(client: openai.OpenAI, **kwargs: Any) -> Any:
-    """``client.chat.completions.create(**kwargs)`` as the recorded client runs it."""
-    endpoint = describe_endpoint(client.base_url, type(client).__name__)
-    return record_create(client.chat.completions.create, (), kwargs, api=CHAT, endpoint=endpoint)
-
-
-async def _acreate(client: openai.AsyncOpenAI, **kwargs: Any) -> Any:
-    endpoint = describe_endpoint(client.base_url, type(client).__name__)
-    return await arecord_create(client.chat.completions.create, (), kwargs, api=CHAT, endpoint=endpoint)
+@pytest.fixture
+def client(llm_server: FakeLLMServer) -> Iterator[openai.OpenAI]:
+    """A plain sync client of the LLM server, closed after the test."""
+    with llm_server.openai_client() as client:
+        yield client
 
 
 @pytest.fixture
@@ -61,21 +58,49 @@ def receiver(otlp_receiver: Receiver) -> Receiver:
     return otlp_receiver
 
 
-def _exported(receiver: Receiver, recorder_name: str) -> tuple[ReceivedSpan, ReceivedSpan]:
-    """Flush, then the recorder's span and the one CLIENT span of the call made in it."""
+def _exported_calls(
+    receiver: Receiver, recorder_name: str, count: int
+) -> tuple[ReceivedSpan, list[ReceivedSpan]]:
+    """Flush; the recorder's span and the CLIENT spans of the calls made in it, oldest first.
+
+    Each CLIENT span must be a child of the recorder's span, in its trace.
+    """
     assert flush(timeout=10)
-    spans = receiver.wait_for_spans(2)
-    calls = [span for span in spans if span.kind == "CLIENT"]
-    assert len(calls) == 1, [span.name for span in spans]
-    return receiver.span_named(recorder_name), calls[0]
+    spans = receiver.wait_for_spans(count + 1)
+    session = receiver.span_named(recorder_name)
+    calls = sorted(
+        (span for span in spans if span.kind == "CLIENT"), key=lambda span: span.start_time_unix_nano
+    )
+    assert len(calls) == count, [span.name for span in spans]
+    assert len(spans) == count + 1, [span.name for span in spans]
+    for call in calls:
+        assert call.name == f"chat {MODEL}"
+        assert (call.trace_id, call.parent_span_id) == (session.trace_id, session.span_id)
+        assert session.start_time_unix_nano <= call.start_time_unix_nano
+        assert call.end_time_unix_nano <= session.end_time_unix_nano
+    return session, calls
+
+
+def _exported(receiver: Receiver, recorder_name: str) -> tuple[ReceivedSpan, ReceivedSpan]:
+    """Flush; the recorder's span and the one CLIENT span of the call made in it."""
+    session, (call,) = _exported_calls(receiver, recorder_name, 1)
+    return session, call
+
+
+def _pairs(span: ReceivedSpan) -> list[tuple[ReceivedEvent, ReceivedEvent]]:
+    """The prompt and response events recorded on ``span``, pair by pair."""
+    events = [event for event in span.events if event.name.startswith("promptrecorder.")]
+    pairs = list(zip(events[::2], events[1::2], strict=True))
+    for prompt, response in pairs:
+        assert (prompt.name, response.name) == (semconv.EVENT_PROMPT, semconv.EVENT_RESPONSE)
+        assert prompt.attributes[semconv.RECORD_ID] == response.attributes[semconv.RECORD_ID]
+    return pairs
 
 
 def _pair(span: ReceivedSpan) -> tuple[ReceivedEvent, ReceivedEvent]:
     """The prompt and response events of the one pair recorded on ``span``."""
-    prompt, response = (event for event in span.events if event.name.startswith("promptrecorder."))
-    assert (prompt.name, response.name) == (semconv.EVENT_PROMPT, semconv.EVENT_RESPONSE)
-    assert prompt.attributes[semconv.RECORD_ID] == response.attributes[semconv.RECORD_ID]
-    return prompt, response
+    [pair] = _pairs(span)
+    return pair
 
 
 def _request_attributes(server: FakeLLMServer) -> dict[str, Any]:
@@ -98,34 +123,13 @@ def _decoded(attributes: dict[str, Any]) -> dict[str, Any]:
     return decoded
 
 
-def _text_output(text: str, finish_reason: str = "stop") -> list[dict[str, Any]]:
-    return [
-        {"role": "assistant", "parts": [{"type": "text", "content": text}], "finish_reason": finish_reason}
-    ]
-
-
-# --- whole replies -------------------------------------------------------------------
-
-
-def test_a_chat_call_arrives_as_a_client_span_under_the_recorder_span(
-    llm_server: FakeLLMServer, receiver: Receiver
-) -> None:
-    """The CLIENT span `chat {model}` is the recorder span's child and says what the server said."""
-    with llm_server.openai_client() as client, PromptRecorder("capitals") as recorder:
-        completion = _create(client, model=MODEL, messages=MESSAGES, temperature=0.0, max_tokens=50)
-    assert completion.choices[0].message.content == ANSWER  # the caller's reply is openai's own
-
-    session, call = _exported(receiver, "capitals")
-    assert call.name == f"chat {MODEL}"
-    assert (call.trace_id, call.parent_span_id) == (session.trace_id, session.span_id)
-    assert call.status_code == 0
-    assert session.start_time_unix_nano <= call.start_time_unix_nano
-    assert call.end_time_unix_nano <= session.end_time_unix_nano
-    assert completion.usage is not None
-    assert _decoded(call.attributes) == {
-        **_request_attributes(llm_server),
-        semconv.GEN_AI_REQUEST_TEMPERATURE: 0.0,
-        semconv.GEN_AI_REQUEST_MAX_TOKENS: 50,
+def _whole_call_attributes(
+    server: FakeLLMServer, completion: Any, params: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """What the CLIENT span of a whole (not streamed) reply of ANSWER carries, and nothing else."""
+    return {
+        **_request_attributes(server),
+        **(params or {}),
         semconv.GEN_AI_RESPONSE_MODEL: MODEL,
         semconv.GEN_AI_RESPONSE_ID: completion.id,
         semconv.GEN_AI_RESPONSE_FINISH_REASONS: ["stop"],
@@ -134,6 +138,35 @@ def test_a_chat_call_arrives_as_a_client_span_under_the_recorder_span(
         semconv.GEN_AI_OUTPUT_MESSAGES: _text_output(ANSWER),
     }
 
+
+def _text_output(text: str, finish_reason: str = "stop") -> list[dict[str, Any]]:
+    return [
+        {"role": "assistant", "parts": [{"type": "text", "content": text}], "finish_reason": finish_reason}
+    ]
+
+
+# --- instrument_openai(client): the user calls client.chat.completions.create -------------
+
+
+def test_a_chat_call_arrives_as_a_client_span_under_the_recorder_span(
+    llm_server: FakeLLMServer, client: openai.OpenAI, receiver: Receiver
+) -> None:
+    """The CLIENT span `chat {model}` is the recorder span's child and says what the server said."""
+    with instrument_openai(client), PromptRecorder("capitals") as recorder:
+        completion = client.chat.completions.create(
+            model=MODEL, messages=MESSAGES, temperature=0.0, max_tokens=50
+        )
+    assert isinstance(completion, openai.types.chat.ChatCompletion)  # what the caller gets is openai's
+    assert completion.choices[0].message.content == ANSWER
+    assert completion.usage is not None
+
+    session, call = _exported(receiver, "capitals")
+    assert call.status_code == 0
+    assert _decoded(call.attributes) == _whole_call_attributes(
+        llm_server,
+        completion,
+        {semconv.GEN_AI_REQUEST_TEMPERATURE: 0.0, semconv.GEN_AI_REQUEST_MAX_TOKENS: 50},
+    )
     prompt, response = _pair(session)
     assert prompt.attributes[semconv.PROMPT_TEXT] == CAPITAL_QUESTION
     assert json.loads(str(prompt.attributes[semconv.GEN_AI_INPUT_MESSAGES])) == INPUT_MESSAGES
@@ -142,6 +175,7 @@ def test_a_chat_call_arrives_as_a_client_span_under_the_recorder_span(
     assert response.attributes[semconv.RESPONSE_TEXT] == ANSWER
     assert response.attributes[semconv.GEN_AI_RESPONSE_MODEL] == MODEL
     assert response.attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] == ["stop"]
+    assert response.attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == completion.usage.completion_tokens
     assert call.start_time_unix_nano <= prompt.time_unix_nano < response.time_unix_nano
     assert response.time_unix_nano <= call.end_time_unix_nano
     [record] = recorder.records
@@ -152,16 +186,14 @@ def test_an_async_chat_call_arrives_the_same_way(llm_server: FakeLLMServer, rece
     """AsyncOpenAI over HTTP: the same CLIENT span under the recorder span, the same pair."""
 
     async def ask() -> Any:
-        async with llm_server.async_openai_client() as client, PromptRecorder("async-capitals"):
-            return await _acreate(client, model=MODEL, messages=MESSAGES)
+        async with llm_server.async_openai_client() as client:
+            with instrument_openai(client), PromptRecorder("async-capitals"):
+                return await client.chat.completions.create(model=MODEL, messages=MESSAGES)
 
     completion = asyncio.run(ask())
 
     session, call = _exported(receiver, "async-capitals")
-    assert call.parent_span_id == session.span_id
-    assert call.attributes[semconv.GEN_AI_RESPONSE_ID] == completion.id
-    assert call.attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == completion.usage.completion_tokens
-    assert json.loads(str(call.attributes[semconv.GEN_AI_OUTPUT_MESSAGES])) == _text_output(ANSWER)
+    assert _decoded(call.attributes) == _whole_call_attributes(llm_server, completion)
     prompt, response = _pair(session)
     assert (prompt.attributes[semconv.PROMPT_TEXT], response.attributes[semconv.RESPONSE_TEXT]) == (
         CAPITAL_QUESTION,
@@ -169,14 +201,45 @@ def test_an_async_chat_call_arrives_the_same_way(llm_server: FakeLLMServer, rece
     )
 
 
-def test_tool_calls_arrive_as_message_parts(llm_server: FakeLLMServer, receiver: Receiver) -> None:
+def test_every_client_is_recorded_after_instrument_openai_without_a_client(
+    llm_server: FakeLLMServer, receiver: Receiver
+) -> None:
+    """instrument_openai() covers a client made afterwards; undone, nothing more is recorded."""
+    with instrument_openai(), llm_server.openai_client() as client, PromptRecorder("everyone"):
+        client.chat.completions.create(model=MODEL, messages=MESSAGES)
+    with llm_server.openai_client() as client, PromptRecorder("undone"):
+        client.chat.completions.create(model=MODEL, messages=MESSAGES)
+
+    assert flush(timeout=10)
+    assert sorted(span.name for span in receiver.spans()) == [f"chat {MODEL}", "everyone", "undone"]
+    assert receiver.span_named(f"chat {MODEL}").parent_span_id == receiver.span_named("everyone").span_id
+    assert _pairs(receiver.span_named("undone")) == []
+
+
+def test_calls_outside_any_recorder_pass_through_unrecorded(
+    client: openai.OpenAI, receiver: Receiver
+) -> None:
+    """An instrumented client used outside `with recorder:` exports nothing."""
+    with instrument_openai(client):
+        completion = client.chat.completions.create(model=MODEL, messages=MESSAGES)
+        text = "".join(
+            chunk.choices[0].delta.content or ""
+            for chunk in client.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True)
+            if chunk.choices
+        )
+    assert (completion.choices[0].message.content, text) == (ANSWER, ANSWER)
+    assert flush(timeout=10)
+    assert receiver.spans() == []
+
+
+def test_tool_calls_arrive_as_message_parts(client: openai.OpenAI, receiver: Receiver) -> None:
     """A reply that calls a tool: finish reason tool_calls and the call, with its arguments, as a part."""
     tools = [{"type": "function", "function": {"name": TOOL_NAME, "parameters": {"type": "object"}}}]
-    with llm_server.openai_client() as client, PromptRecorder("tools"):
-        completion = _create(
-            client, model=MODEL, messages=[{"role": "user", "content": f"{TOOL_TRIGGER} Paris?"}], tools=tools
+    with instrument_openai(client), PromptRecorder("tools"):
+        completion = client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": f"{TOOL_TRIGGER} Paris?"}], tools=tools
         )
-    [tool_call] = completion.choices[0].message.tool_calls
+    [tool_call] = completion.choices[0].message.tool_calls or []
 
     session, call = _exported(receiver, "tools")
     assert call.attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] == ["tool_calls"]
@@ -194,13 +257,12 @@ def test_tool_calls_arrive_as_message_parts(llm_server: FakeLLMServer, receiver:
     assert response.attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] == ["tool_calls"]
 
 
-# --- streams -------------------------------------------------------------------------
-
-
-def test_a_stream_records_the_whole_text(llm_server: FakeLLMServer, receiver: Receiver) -> None:
+def test_a_stream_records_the_whole_text(
+    llm_server: FakeLLMServer, client: openai.OpenAI, receiver: Receiver
+) -> None:
     """A stream read to its end: the text the caller assembled is the text recorded; no usage is made up."""
-    with llm_server.openai_client() as client, PromptRecorder("stream"):
-        stream = _create(client, model=MODEL, messages=MESSAGES, stream=True)
+    with instrument_openai(client), PromptRecorder("stream"):
+        stream = client.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True)
         pieces = [chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices]
     assert "".join(pieces) == ANSWER
     assert len([piece for piece in pieces if piece]) == len(ANSWER.split())  # one chunk per word
@@ -209,8 +271,7 @@ def test_a_stream_records_the_whole_text(llm_server: FakeLLMServer, receiver: Re
     attributes = _decoded(call.attributes)
     first_chunk_s = attributes.pop(semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK)
     assert 0 < first_chunk_s < 10
-    response_id = attributes.pop(semconv.GEN_AI_RESPONSE_ID)
-    assert str(response_id).startswith("chatcmpl-")
+    assert str(attributes.pop(semconv.GEN_AI_RESPONSE_ID)).startswith("chatcmpl-")
     # fakellm sends no usage chunk, so no gen_ai.usage.* may appear.
     assert attributes == {
         **_request_attributes(llm_server),
@@ -228,14 +289,16 @@ def test_an_async_stream_records_the_whole_text(llm_server: FakeLLMServer, recei
     """An async stream read to its end is recorded whole, under the recorder span."""
 
     async def ask() -> str:
-        async with llm_server.async_openai_client() as client, PromptRecorder("async-stream"):
-            stream = await _acreate(client, model=MODEL, messages=MESSAGES, stream=True)
-            return "".join([chunk.choices[0].delta.content or "" async for chunk in stream if chunk.choices])
+        async with llm_server.async_openai_client() as client:
+            with instrument_openai(client), PromptRecorder("async-stream"):
+                stream = await client.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True)
+                return "".join(
+                    [chunk.choices[0].delta.content or "" async for chunk in stream if chunk.choices]
+                )
 
     assert asyncio.run(ask()) == ANSWER
 
     session, call = _exported(receiver, "async-stream")
-    assert call.parent_span_id == session.span_id
     assert call.attributes[semconv.GEN_AI_REQUEST_STREAM] is True
     assert json.loads(str(call.attributes[semconv.GEN_AI_OUTPUT_MESSAGES])) == _text_output(ANSWER)
     _, response = _pair(session)
@@ -243,13 +306,13 @@ def test_an_async_stream_records_the_whole_text(llm_server: FakeLLMServer, recei
 
 
 def test_a_stream_left_early_records_what_arrived_as_incomplete(
-    llm_server: FakeLLMServer, receiver: Receiver
+    client: openai.OpenAI, receiver: Receiver
 ) -> None:
     """Breaking out after the first word and closing the stream: one word recorded, marked incomplete."""
     with (
-        llm_server.openai_client() as client,
+        instrument_openai(client),
         PromptRecorder("early"),
-        _create(client, model=MODEL, messages=MESSAGES, stream=True) as stream,
+        client.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True) as stream,
     ):
         for chunk in stream:
             if chunk.choices and chunk.choices[0].delta.content:
@@ -264,9 +327,6 @@ def test_a_stream_left_early_records_what_arrived_as_incomplete(
     assert response.attributes[semconv.RESPONSE_COMPLETE] is False
 
 
-# --- failures ------------------------------------------------------------------------
-
-
 @pytest.mark.parametrize(
     ("trigger", "error_type", "message"),
     [
@@ -277,6 +337,7 @@ def test_a_stream_left_early_records_what_arrived_as_incomplete(
 )
 def test_an_api_error_propagates_and_arrives_as_an_error_client_span(
     llm_server: FakeLLMServer,
+    client: openai.OpenAI,
     receiver: Receiver,
     trigger: str,
     error_type: type[openai.APIStatusError],
@@ -286,11 +347,11 @@ def test_an_api_error_propagates_and_arrives_as_an_error_client_span(
     messages = [{"role": "user", "content": f"{trigger} {CAPITAL_QUESTION}"}]
     before = llm_server.request_count
     with (
-        llm_server.openai_client() as client,
+        instrument_openai(client),
         PromptRecorder("failing"),
         pytest.raises(error_type, match=re.escape(message)) as raised,
     ):
-        _create(client, model=MODEL, messages=messages)
+        client.chat.completions.create(model=MODEL, messages=messages)
     assert llm_server.request_count == before + 1
 
     session, call = _exported(receiver, "failing")
@@ -314,10 +375,11 @@ def test_a_refused_connection_propagates_and_is_recorded(receiver: Receiver) -> 
     port = unused_port()
     with (
         openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="test", max_retries=0) as client,
+        instrument_openai(client),
         PromptRecorder("refused"),
         pytest.raises(openai.APIConnectionError),
     ):
-        _create(client, model=MODEL, messages=MESSAGES)
+        client.chat.completions.create(model=MODEL, messages=MESSAGES)
 
     session, call = _exported(receiver, "refused")
     assert call.status_code == 2
