@@ -23,6 +23,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from promptrecorder import PromptRecorder, semconv
 from promptrecorder.calls import describe_endpoint
+from promptrecorder.instrument import instrument_openai
 from promptrecorder.openai_adapter import CHAT
 from promptrecorder.openai_calls import arecord_create, record_create
 
@@ -240,3 +241,51 @@ def test_an_api_error_propagates_and_is_recorded(client: openai.OpenAI, spans: S
     assert (call.attributes or {})[semconv.ERROR_TYPE] == "RateLimitError"
     _, response = session.events
     assert (response.attributes or {})[semconv.ERROR_TYPE] == "RateLimitError"
+
+
+# --- instrument_openai -------------------------------------------------------------------
+
+
+def test_an_instrumented_client_records_whole_and_streamed_calls(client: openai.OpenAI, spans: Spans) -> None:
+    """instrument_openai(client): the user's own create calls are recorded, whole and streamed."""
+    with instrument_openai(client):
+        with spans.recorder():
+            completion = client.chat.completions.create(model=MODEL, messages=MESSAGES)
+        assert isinstance(completion, openai.types.chat.ChatCompletion)
+        _assert_whole_call(spans)
+        spans.exporter.clear()
+        with spans.recorder():
+            stream = client.chat.completions.create(
+                model=MODEL, messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+            )
+            assert (
+                "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices) == ANSWER
+            )
+        _assert_whole_call(spans, stream=True)
+
+
+def test_instrumenting_every_client_covers_async_clients_and_is_undone(api: FakeAPI, spans: Spans) -> None:
+    """instrument_openai(): an AsyncOpenAI made afterwards is recorded; after undo, create is openai's again."""
+    completions = openai.resources.chat.completions.AsyncCompletions
+    original = completions.create
+    handle = instrument_openai()
+    try:
+        assert completions.create is not original
+        # An openai before the Responses API (1.66) has no responses targets; chat is enough.
+        assert any("chat.completions.AsyncCompletions.create" in target for target in handle.targets)
+
+        async def run() -> str:
+            async with _async_client(api) as client:
+                with spans.recorder():
+                    stream = await client.chat.completions.create(
+                        model=MODEL, messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+                    )
+                    return "".join(
+                        [chunk.choices[0].delta.content or "" async for chunk in stream if chunk.choices]
+                    )
+
+        assert asyncio.run(run()) == ANSWER
+        _assert_whole_call(spans, stream=True)
+    finally:
+        handle.uninstrument()
+    assert completions.create is original
