@@ -26,7 +26,7 @@ from opentelemetry import metrics, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
-from promptrecorder import semconv
+from promptrecorder import ledger, semconv
 from promptrecorder._diagnostics import warn_once
 from promptrecorder._version import __version__
 from promptrecorder.content import (
@@ -162,9 +162,13 @@ class LLMCall:
         span: Span = trace.INVALID_SPAN
         try:
             name = f"{request.operation} {request.model}" if request.model else request.operation
-            span = recorder._tracer.start_span(
-                name, kind=SpanKind.CLIENT, attributes=_request_attributes(request)
-            )
+            token = ledger.starting(recorder._delivery)  # the span counts in the recorder's delivery
+            try:
+                span = recorder._tracer.start_span(
+                    name, kind=SpanKind.CLIENT, attributes=_request_attributes(request)
+                )
+            finally:
+                ledger.done(token)
             policy = chain[-1].policy
             if span.is_recording() and request.messages and policy.keeps_text:
                 limit = recorder.max_content_length

@@ -30,7 +30,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
-from promptrecorder import semconv
+from promptrecorder import ledger, semconv
 from promptrecorder._diagnostics import warn_once
 from promptrecorder._version import __version__
 from promptrecorder.content import DEFAULT_MAX_CONTENT_LENGTH, check_prompt, check_response, last_user_text
@@ -160,6 +160,7 @@ class PromptRecorder:
             semconv.INSTRUMENTATION_NAME, __version__, tracer_provider=tracer_provider
         )
         self._store = RecordStore(max_records)
+        self._delivery = ledger.Tally()  # what became of this recorder's spans
         # Activations not yet exited, so that an exit in another context can find its own.
         self._open: list[_Activation] = []
         self._open_lock = threading.Lock()
@@ -237,6 +238,7 @@ class PromptRecorder:
     def _start_span(
         self, name: str, links: Sequence[Link] | None, attributes: Mapping[str, AttributeValue]
     ) -> Span:
+        token = ledger.starting(self._delivery)
         try:
             return self._tracer.start_span(name, kind=SpanKind.INTERNAL, attributes=attributes, links=links)
         except Exception as error:  # telemetry must never stop the user's block
@@ -244,6 +246,8 @@ class PromptRecorder:
                 "start-span", "promptrecorder could not start a span (%s); recording in memory only", error
             )
             return trace.INVALID_SPAN
+        finally:
+            ledger.done(token)
 
     # --- threads ---------------------------------------------------------------------
 
@@ -300,6 +304,21 @@ class PromptRecorder:
     def prompts_and_responses(self) -> list[dict[str, str]]:
         """The records as ``{"prompt": ..., "response": ...}`` dicts (llamabot's shape)."""
         return [{"prompt": r.prompt, "response": r.response} for r in self._store.snapshot()]
+
+    @property
+    def delivery(self) -> ledger.DeliverySummary:
+        """What became of this recorder's spans so far: exported, spooled, dropped, pending.
+
+        Counts every span the recorder started (its own, its segments, the CLIENT spans of
+        calls recorded into it) that went to the pipeline ``configure()`` built. After
+        ``promptrecorder.flush()`` returned, ``pending`` is 0.
+
+        Example:
+            >>> promptrecorder.flush()  # doctest: +SKIP
+            >>> recorder.delivery  # doctest: +SKIP
+            DeliverySummary(exported=3, spooled=0, dropped=0, pending=0)
+        """
+        return self._delivery.summary()
 
     @property
     def evicted(self) -> int:
