@@ -137,19 +137,24 @@ def explain_failure(error: openai.OpenAIError, model: DemoModel) -> str:
     """One sentence: what failed at the model server, and what to try."""
     server = model.server
     if isinstance(error, openai.AuthenticationError):
-        what = f"{server} refused the API key (HTTP 401); check {OPENAI_API_KEY}"
+        what = f"{server} refused the API key (HTTP 401): check {OPENAI_API_KEY}"
     elif isinstance(error, openai.APITimeoutError):
-        what = f"{server} did not answer in time; is the server up and the model loaded?"
+        what = f"{server} did not answer in time: check that the server is up and the model loaded"
     elif isinstance(error, openai.APIConnectionError):
         cause = error.__cause__ or error
-        what = f"could not reach {server} ({cause}); is the server running, and is {OPENAI_BASE_URL} right?"
+        what = (
+            f"could not reach {server} ({cause}): check that the server runs and {OPENAI_BASE_URL} is right"
+        )
     elif isinstance(error, openai.NotFoundError):
-        what = f"{server} has no model {model.name!r} (HTTP 404); set {PROMPTRECORDER_DEMO_MODEL} to one it serves"
+        what = f"{server} has no model {model.name!r} (HTTP 404): set {PROMPTRECORDER_DEMO_MODEL} to one it serves"
     elif isinstance(error, openai.APIStatusError):
         what = f"{server} answered HTTP {error.status_code} ({error.message})"
     else:
         what = f"the call to {server} failed ({error})"
-    return f"the demo's model call failed: {what}. Unset {OPENAI_API_KEY} and {OPENAI_BASE_URL} to use the offline stand-in instead."
+    return (
+        f"the demo's model call failed: {what}; "
+        f"unset {OPENAI_API_KEY} and {OPENAI_BASE_URL} to use the offline stand-in instead."
+    )
 
 
 # --- the offline stand-in ----------------------------------------------------------------

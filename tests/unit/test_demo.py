@@ -172,9 +172,13 @@ def test_the_stand_in_serves_async_calls_too() -> None:
         (
             error_reply(401),
             openai.AuthenticationError,
-            "refused the API key (HTTP 401); check OPENAI_API_KEY",
+            "refused the API key (HTTP 401): check OPENAI_API_KEY",
         ),
-        (error_reply(404), openai.NotFoundError, "has no model 'gpt-4o-mini' (HTTP 404)"),
+        (
+            error_reply(404),
+            openai.NotFoundError,
+            "has no model 'gpt-4o-mini' (HTTP 404): set PROMPTRECORDER_DEMO_MODEL",
+        ),
         (
             raising(http.ConnectError("[Errno 111] Connection refused")),
             openai.APIConnectionError,
@@ -199,7 +203,8 @@ def test_a_failing_model_server_is_one_sentence_and_a_recorded_error(
     assert "\n" not in message
     assert "http://127.0.0.1:8000/v1" in message
     assert says in message
-    assert message.endswith("Unset OPENAI_API_KEY and OPENAI_BASE_URL to use the offline stand-in instead.")
+    assert message.endswith("; unset OPENAI_API_KEY and OPENAI_BASE_URL to use the offline stand-in instead.")
+    assert message.count(". ") == message.count("?") == 0
     assert lines == ["model gpt-4o-mini at http://127.0.0.1:8000/v1"]
     session = tracing.span("demo-session")
     assert session.status.status_code == StatusCode.ERROR
