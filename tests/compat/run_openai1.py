@@ -1,17 +1,20 @@
 """The openai compatibility tier: promptrecorder on the httpx-based openai (1.x and 2.x).
 
 We claim ``openai>=1.40``: 1.x and 2.x are built on httpx, 3.x on httpx2. The default
-venv holds the newest 3.x; this runs ``test_openai1_smoke.py`` against the oldest and the
-newest httpx-based openai, each in a throwaway venv::
+venv holds the newest 3.x; this tests the oldest and the newest httpx-based openai, each in
+a throwaway venv::
 
     python tests/compat/run_openai1.py                   # 1.40.0 and 2.54.0
     python tests/compat/run_openai1.py --openai 1.55.3   # any other version(s)
+    python tests/compat/run_openai1.py --smoke-only      # skip the project's unit tests
     python tests/compat/run_openai1.py --keep            # keep the venvs to look around
 
 For each version: ``python -m venv`` in a temporary directory; ``pip install`` the project
 (not editable: a wheel built from the working tree, so the packaging is tested too), that
-openai, and pytest; then pytest runs a copy of the smoke module there with warnings as
-errors. Each step is timed; the exit status is non-zero if any version fails.
+openai, and pytest; then, with warnings as errors, pytest runs there a copy of the
+self-contained smoke module (``smoke``), and the project's own unit tests of the openai path
+(``unit``: ``UNIT_TESTS``, in place, on their fake server, which speaks httpx under 1.x/2.x).
+Each step is timed; the exit status is non-zero if any version fails.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ ROOT = Path(__file__).resolve().parents[2]
 SMOKE = Path(__file__).resolve().with_name("test_openai1_smoke.py")
 # The oldest openai we claim, and the newest one built on httpx (3.x moved to httpx2).
 DEFAULT_VERSIONS = ("1.40.0", "2.54.0")
+# The project's unit tests of the openai path, run from the source tree against the venv's install.
+UNIT_TESTS = ("tests/unit/test_openai_calls.py", "tests/unit/test_instrument.py", "tests/unit/test_bots.py")
 
 _PYTEST_INI = """\
 [pytest]
@@ -110,35 +115,36 @@ def _step(result: TierResult, name: str, command: Sequence[str], cwd: Path, time
         )
         output = f"{name} did not finish within {timeout}s\n{printed.decode(errors='replace')}"
     result.seconds[name] = time.monotonic() - started
-    if failed or name == "tests":
-        result.output = output
+    if failed or name in ("smoke", "unit"):
+        result.output += f"--- {name} ---\n{output}\n"
     return not failed
 
 
-def run_version(version: str, workdir: Path, python: str = sys.executable) -> TierResult:
-    """Build a venv in ``workdir`` with ``openai==version`` and run the smoke module there."""
+def run_version(
+    version: str, workdir: Path, *, unit: bool = True, python: str = sys.executable
+) -> TierResult:
+    """Build a venv in ``workdir`` with ``openai==version``; run the smoke module and, with
+    ``unit``, the project's openai unit tests there."""
     result = TierResult(version)
     venv = workdir / "venv"
     bin_dir = venv / ("Scripts" if os.name == "nt" else "bin")
     shutil.copy(SMOKE, workdir / SMOKE.name)
     (workdir / "pytest.ini").write_text(_PYTEST_INI)
-    result.ok = (
+    python_bin = str(bin_dir / "python")
+    install = [python_bin, "-m", "pip", "install", "-q", str(ROOT), *requirements(version)]
+    if not (
         _step(result, "venv", [python, "-m", "venv", str(venv)], workdir, _VENV_TIMEOUT_S)
-        and _step(
-            result,
-            "install",
-            [str(bin_dir / "python"), "-m", "pip", "install", "-q", str(ROOT), *requirements(version)],
-            workdir,
-            _INSTALL_TIMEOUT_S,
-        )
-        and _step(
-            result,
-            "tests",
-            [str(bin_dir / "python"), "-m", "pytest", "-q", "-c", "pytest.ini", SMOKE.name],
-            workdir,
-            _TEST_TIMEOUT_S,
-        )
-    )
+        and _step(result, "install", install, workdir, _INSTALL_TIMEOUT_S)
+    ):
+        return result
+    smoke = [python_bin, "-m", "pytest", "-q", "-c", "pytest.ini", SMOKE.name]
+    result.ok = _step(result, "smoke", smoke, workdir, _TEST_TIMEOUT_S)
+    unit_tests = [path for path in UNIT_TESTS if (ROOT / path).is_file()]
+    if unit and unit_tests:
+        # In place, so that `tests.conftest` and the fake server import; `src/` is not on
+        # the path, so `promptrecorder` is the venv's install.
+        command = [python_bin, "-m", "pytest", "-q", "-p", "no:cacheprovider", *unit_tests]
+        result.ok = _step(result, "unit", command, ROOT, _TEST_TIMEOUT_S) and result.ok
     return result
 
 
@@ -150,6 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="VERSION",
         help=f"an openai version to test (repeatable; default {' and '.join(DEFAULT_VERSIONS)})",
     )
+    parser.add_argument("--smoke-only", action="store_true", help="skip the project's unit tests")
     parser.add_argument("--keep", action="store_true", help="keep the venvs and print where they are")
     args = parser.parse_args(argv)
     versions = args.openai or list(DEFAULT_VERSIONS)
@@ -159,7 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for version in versions:
         workdir = Path(tempfile.mkdtemp(prefix=f"promptrecorder-openai-{version}-"))
         try:
-            result = run_version(version, workdir)
+            result = run_version(version, workdir, unit=not args.smoke_only)
         finally:
             if args.keep:
                 print(f"kept {workdir}")

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,6 +23,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
+import promptrecorder
 from promptrecorder import PromptRecorder, semconv
 from promptrecorder.calls import describe_endpoint
 from promptrecorder.instrument import instrument_openai
@@ -36,7 +39,15 @@ MESSAGES = [
     {"role": "system", "content": "Answer in one sentence."},
     {"role": "user", "content": "What is the capital of France?"},
 ]
-USAGE = {"prompt_tokens": 12, "completion_tokens": 7, "total_tokens": 19}
+# With the details api.openai.com sends; openai 1.x before ~1.50 has no types for them and
+# keeps them as plain dicts.
+USAGE = {
+    "prompt_tokens": 12,
+    "completion_tokens": 7,
+    "total_tokens": 19,
+    "prompt_tokens_details": {"cached_tokens": 3},
+    "completion_tokens_details": {"reasoning_tokens": 2},
+}
 
 
 # --- the fake API --------------------------------------------------------------------
@@ -169,6 +180,8 @@ def _assert_whole_call(spans: Spans, *, stream: bool = False) -> None:
     assert attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] == ("stop",)
     assert attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == USAGE["prompt_tokens"]
     assert attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == USAGE["completion_tokens"]
+    assert attributes[semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] == 3
+    assert attributes[semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] == 2
     assert attributes.get(semconv.GEN_AI_REQUEST_STREAM, False) is stream
     prompt, response = session.events
     assert (prompt.name, response.name) == (semconv.EVENT_PROMPT, semconv.EVENT_RESPONSE)
@@ -180,9 +193,11 @@ def _assert_whole_call(spans: Spans, *, stream: bool = False) -> None:
 
 
 def test_this_openai_is_built_on_httpx(client: openai.OpenAI) -> None:
-    """The tier tests what it claims: an openai before 3.x, whose client is an httpx.Client."""
+    """The tier tests what it claims: an openai before 3.x, whose client is an httpx.Client,
+    and promptrecorder installed in this venv, not a source tree on the path."""
     assert int(openai.__version__.split(".")[0]) in (1, 2)
     assert isinstance(client._client, httpx.Client)
+    assert Path(promptrecorder.__file__).is_relative_to(sys.prefix)
 
 
 def test_a_whole_call_is_recorded(client: openai.OpenAI, spans: Spans) -> None:

@@ -1,6 +1,6 @@
 """promptrecorder on the oldest and the newest httpx-based openai, each in a throwaway venv.
 
-Opt in with ``PROMPTRECORDER_COMPAT=1`` (about 10 s per version with pip's cache warm).
+Opt in with ``PROMPTRECORDER_COMPAT=1`` (about 18 s per version with pip's cache warm).
 The same runs from the shell: ``python tests/compat/run_openai1.py``.
 """
 
@@ -24,6 +24,6 @@ pytestmark = [
 
 @pytest.mark.parametrize("version", DEFAULT_VERSIONS)
 def test_promptrecorder_records_calls_made_with_this_openai(version: str, tmp_path: Path) -> None:
-    """The smoke module passes against ``openai==version`` installed from the registry."""
+    """The smoke module and the openai unit tests pass against ``openai==version`` from the registry."""
     result = run_version(version, tmp_path)
     assert result.ok, f"{result.summary()}\n{result.output}"
