@@ -163,7 +163,7 @@ def response_object(
         "text": {"format": {"type": "text"}},
         "usage": {
             "input_tokens": 20,
-            "input_tokens_details": {"cached_tokens": 4},
+            "input_tokens_details": {"cached_tokens": 4, "cache_write_tokens": 0},
             "output_tokens": 5,
             "output_tokens_details": {"reasoning_tokens": 1},
             "total_tokens": 25,
@@ -185,6 +185,7 @@ def response_events(pieces: list[str]) -> list[dict[str, Any]]:
             "output_index": 0,
             "content_index": 0,
             "delta": piece,
+            "logprobs": [],
         }
         for piece in pieces
     ]
