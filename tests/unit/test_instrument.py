@@ -35,6 +35,7 @@ from .metrics_capture import capture_metrics
 from .recorded_calls import (
     azure_client,
     call_span,
+    chat_usage_details,
     client_spans,
     has_responses_api,
     normalised,
@@ -87,8 +88,7 @@ def test_a_call_of_an_instrumented_client_gets_a_client_span_and_a_record(tracin
         semconv.GEN_AI_RESPONSE_ID: COMPLETION_ID,
         semconv.GEN_AI_USAGE_INPUT_TOKENS: 19,
         semconv.GEN_AI_USAGE_OUTPUT_TOKENS: 10,
-        semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: 0,
-        semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: 0,
+        **chat_usage_details(cached=0, reasoning=0),
         semconv.GEN_AI_RESPONSE_FINISH_REASONS: ["stop"],
         semconv.GEN_AI_OUTPUT_MESSAGES: text_output(ANSWER),
     }
