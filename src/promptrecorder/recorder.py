@@ -660,7 +660,7 @@ def store_pair(
                 limit=limit,
             )
         ids = innermost.add_pair(prompt_attributes, started_ns, response_attributes, ended_ns)
-        if ids is None:
+        if innermost.closed:
             warn_once(
                 "record-after-exit",
                 "a prompt was recorded after its PromptRecorder %r exited (a thread or task "

@@ -538,13 +538,17 @@ def test_exiting_in_another_context_ends_the_span_without_raising(tracing: Traci
 # --- no tracing, broken tracing -------------------------------------------------------------
 
 
-def test_without_any_tracing_set_up_records_stay_in_memory() -> None:
-    """With the API's no-op provider, recording works and the ids are None."""
-    with PromptRecorder("memory", tracer_provider=trace.NoOpTracerProvider()) as recorder:
+def test_without_any_tracing_set_up_records_stay_in_memory(caplog: pytest.LogCaptureFixture) -> None:
+    """With the API's no-op provider, recording works quietly and the ids are None."""
+    with (
+        caplog.at_level(logging.WARNING, logger="promptrecorder"),
+        PromptRecorder("memory", tracer_provider=trace.NoOpTracerProvider()) as recorder,
+    ):
         record = autorecord("p", "r")
     assert record is not None
     assert (record.trace_id, record.span_id) == (None, None)
     assert len(recorder) == 1
+    assert caplog.messages == []
 
 
 def test_a_tracer_that_fails_never_stops_the_block(caplog: pytest.LogCaptureFixture) -> None:
