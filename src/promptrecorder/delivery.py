@@ -2,10 +2,22 @@
 
 The stock OTLP exporters log every retry and every failure, sometimes with a traceback.
 A service whose collector is down would see that stream in its own logs. ``DeliveryExporter``
-wraps the real exporter: it counts exported and failed spans, turns the exporter's own log
+wraps the real exporter: it counts exported and lost spans, turns the exporter's own log
 lines about a failure into one plain warning per outage (no traceback), says when delivery
 recovers, and once shutdown has begun it stops waiting on a collector that is not answering,
 so that the process exits in bounded time.
+
+With a spool (``configure(spool_dir=...)``) nothing is given up instead: a batch that
+cannot be delivered is written to disk (``promptrecorder.spool``), and from then on, while
+the spool holds anything, new batches go straight to disk behind it (fast: the batch
+processor's queue keeps moving while the collector is down). A drain thread re-sends the
+oldest file through the same exporter, deletes it once accepted, backs off (up to
+``DRAIN_MAX_BACKOFF_S``) while the collector does not answer, and hands back to direct
+export when the spool is empty.
+
+``DeliveryProcessor`` is the SDK's ``BatchSpanProcessor``, except that a span arriving at
+a full queue is handed to the ``DeliveryExporter`` (spooled, or counted as lost) rather
+than dropped with the SDK's one "Queue full" warning for thousands of spans.
 """
 
 from __future__ import annotations
@@ -13,13 +25,17 @@ from __future__ import annotations
 import inspect
 import logging
 import threading
+import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
+from promptrecorder import ledger
 from promptrecorder._diagnostics import logger
+from promptrecorder.spool import CorruptSpoolFileError, Spool, SpoolEntry, decode_batch, encode_batch
 
 # The loggers through which the stock OTLP span exporters report a failed export.
 _EXPORTER_LOGGERS = (
@@ -32,6 +48,14 @@ _EXPORTER_LOGGERS = (
 _exporting = threading.local()
 # How long shutdown waits for an aborted export to return its outcome.
 _IN_FLIGHT_GRACE_S = 1.0
+# The drain thread's pause after a failed re-send doubles from the first to the last.
+DRAIN_FIRST_BACKOFF_S = 0.2
+DRAIN_MAX_BACKOFF_S = 5.0
+# With a spool, spans a full queue cannot take wait here (in memory) for the drain thread
+# to write them to disk; beyond this many they are dropped and counted.
+OVERFLOW_LIMIT = 2048
+# Drops of a full queue less than this far apart belong to one episode (one log line).
+_QUEUE_EPISODE_QUIET_S = 10.0
 
 
 class _CaptureExporterLogs(logging.Filter):
@@ -59,129 +83,494 @@ def _install_capture_filter() -> None:
 
 @dataclass(frozen=True)
 class DeliveryStats:
-    """What an exporter delivered so far in this process."""
+    """What an exporter delivered so far in this process.
+
+    ``failed_spans`` counts every span lost for good, whatever the cause; the
+    ``*_dropped_spans`` fields say how many of those a full queue or a full spool cost.
+    A span whose export failed but which was spooled is not lost: it counts in
+    ``spooled_spans`` and, once re-sent, in ``exported_spans``.
+    """
 
     exported_spans: int
     failed_spans: int
     failed_exports: int
     last_error: str | None
+    queue_dropped_spans: int = 0
+    spooled_spans: int = 0
+    spool_dropped_spans: int = 0
+    spool_backlog_spans: int = 0
+    spool_dir: str | None = None
 
 
 class DeliveryExporter(SpanExporter):
-    """Wraps ``exporter``, counting delivery and logging each outage once.
+    """Wraps ``exporter``, counting delivery, logging each outage once, and spooling if asked.
 
     Threading contract: ``export`` is called by one processor thread at a time (the SDK's
-    batch processor serialises it); the counters may be read from any thread.
+    batch processor serialises it); with a spool, the drain thread also exports, and a lock
+    keeps the two from calling the wrapped exporter at once. The counters, ``track`` and
+    ``overflow`` may be used from any thread.
     """
 
-    def __init__(self, exporter: SpanExporter, destination: str) -> None:
+    def __init__(self, exporter: SpanExporter, destination: str, spool: Spool | None = None) -> None:
         self._exporter = exporter
         self.destination = destination
+        self._spool = spool
         self._lock = threading.Lock()
+        # One call into the wrapped exporter at a time. Reentrant: the drain thread takes it
+        # with a timeout first, so that it can go on spooling overflow while an export hangs.
+        self._send_lock = threading.RLock()
         self._exported = 0
-        self._failed = 0
+        self._failed = 0  # lost for good
         self._failed_exports = 0
+        self._queue_dropped = 0
+        self._spooled = 0
         self._failing = False
         self._outage_failed = 0  # spans failed since the outage began
         self._unreported = 0  # of those, the ones after the outage's one warning
         self._last_error: str | None = None
         self._captured: str | None = None  # what the exporter logged during the current export
+        self._last_queue_drop = float("-inf")
+        self._failed_at_last_flush = 0
+        self._queue_unreported = 0
         self._shutting_down = False
+        self._closed = False
         self._idle = threading.Event()  # clear while an export is in flight
         self._idle.set()
+        self._in_flight: Sequence[ReadableSpan] = ()
+        self._tracked: dict[int, ledger.Tally] = {}  # span id -> whose, until its fate is known
+        self._spooled_tallies: dict[int, dict[ledger.Tally, int]] = {}  # spool seq -> whose spans
+        self._overflow: deque[ReadableSpan] = deque()
+        self._overflow_lock = threading.Lock()
+        self.overflow_limit = OVERFLOW_LIMIT
+        self._wake = threading.Event()  # something to spool or re-send
+        self._kick = threading.Event()  # cut the drain's back-off short (flush, shutdown)
+        self._stop = threading.Event()
+        self._drain_thread: threading.Thread | None = None
         _install_capture_filter()
 
+    def start(self) -> None:
+        """Start re-sending what the spool holds (configure() calls it once the pipeline is live)."""
+        if self._spool is None or self._drain_thread is not None or self._stop.is_set():
+            return
+        self._drain_thread = threading.Thread(target=self._drain, name="promptrecorder-spool", daemon=True)
+        self._drain_thread.start()
+
+    # --- what happened --------------------------------------------------------------------
+
     def stats(self) -> DeliveryStats:
+        spool = self._spool
+        backlog = spool.backlog()[1] if spool is not None else 0
         with self._lock:
-            return DeliveryStats(self._exported, self._failed, self._failed_exports, self._last_error)
+            return DeliveryStats(
+                self._exported,
+                self._failed,
+                self._failed_exports,
+                self._last_error,
+                queue_dropped_spans=self._queue_dropped,
+                spooled_spans=self._spooled,
+                spool_dropped_spans=spool.dropped_spans if spool is not None else 0,
+                spool_backlog_spans=backlog + len(self._overflow),
+                spool_dir=str(spool.directory) if spool is not None else None,
+            )
+
+    def track(self, span_id: int, tally: ledger.Tally) -> None:
+        """Account the span's fate to ``tally`` (a recorder's) when it is known."""
+        with self._lock:
+            self._tracked[span_id] = tally
+
+    def _tallies(self, spans: Sequence[ReadableSpan]) -> list[ledger.Tally]:
+        found = []
+        with self._lock:
+            if self._tracked:
+                for span in spans:
+                    if span.context is not None:
+                        tally = self._tracked.pop(span.context.span_id, None)
+                        if tally is not None:
+                            found.append(tally)
+        return found
+
+    # --- exporting --------------------------------------------------------------------------
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        if self._spool is not None:
+            return self._export_or_spool(spans)
         if self._shutting_down and self._failing:
             # The collector did not answer the last export: waiting on it again would only
             # hold the process at exit. Count what is given up.
-            self._count_failure(len(spans), None)
+            self._lose(spans, None)
             return SpanExportResult.FAILURE
-        _exporting.owner = self
-        self._captured = None
-        self._idle.clear()
-        try:
+        if self._send(spans):
+            self._count_success(spans)
+            return SpanExportResult.SUCCESS
+        if not self._closed:
+            self._lose(spans, self._captured)
+        return SpanExportResult.FAILURE
+
+    def _export_or_spool(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        assert self._spool is not None
+        self._move_overflow()
+        if self._spool_holds_anything():
+            # Behind what is already waiting, in order; the drain thread re-sends it.
+            self._to_spool(spans)
+            return SpanExportResult.SUCCESS
+        if self._send(spans):
+            self._count_success(spans)
+            return SpanExportResult.SUCCESS
+        if not self._closed:
+            self._note_failure(len(spans), self._captured, spooled=True)
+            self._to_spool(spans)
+        return SpanExportResult.FAILURE
+
+    def _send(self, spans: Sequence[ReadableSpan]) -> bool:
+        """One call into the wrapped exporter; the exporter's complaints land in ``_captured``."""
+        with self._send_lock:
+            _exporting.owner = self
+            self._captured = None
+            self._in_flight = spans
+            self._idle.clear()
             try:
-                result = self._exporter.export(spans)
-            except Exception as error:  # an exporter bug must not kill the processor thread
-                result = SpanExportResult.FAILURE
-                self._captured = f"{type(error).__name__}: {error}"
+                try:
+                    result = self._exporter.export(spans)
+                except Exception as error:  # an exporter bug must not kill the processor thread
+                    result = SpanExportResult.FAILURE
+                    self._captured = f"{type(error).__name__}: {error}"
             finally:
                 _exporting.owner = None
-            if result is SpanExportResult.SUCCESS:
-                self._count_success(len(spans))
-            else:
-                self._count_failure(len(spans), self._captured)
-            return result
-        finally:
-            self._idle.set()
+                self._in_flight = ()
+                self._idle.set()
+        return result is SpanExportResult.SUCCESS
 
     def begin_shutdown(self) -> None:
         """From now on, give up at once on a collector that did not answer the last export."""
         self._shutting_down = True
 
-    def _count_success(self, count: int) -> None:
+    # --- counting -----------------------------------------------------------------------------
+
+    def _count_success(self, spans: Sequence[ReadableSpan]) -> None:
+        ledger.resolve(self._tallies(spans), "exported")
+        self._count_exported(len(spans))
+
+    def _count_exported(self, count: int, spooled_before: int = 0) -> None:
         with self._lock:
             self._exported += count
             recovered = self._failing
             dropped = self._outage_failed
             self._failing = False
             self._outage_failed = self._unreported = 0
-        if recovered:
+        if recovered and self._spool is None:
             logger.warning(
                 "promptrecorder: delivery to %s recovered; %d spans were not delivered during the outage",
                 self.destination,
                 dropped,
             )
+        elif recovered:
+            logger.warning(
+                "promptrecorder: delivery to %s recovered; re-sending the %d spans spooled in %s",
+                self.destination,
+                spooled_before,
+                self._spool.directory if self._spool is not None else "",
+            )
 
-    def _count_failure(self, count: int, reason: str | None) -> None:
+    def _lose(self, spans: Sequence[ReadableSpan], reason: str | None) -> None:
+        ledger.resolve(self._tallies(spans), "dropped")
+        self._note_failure(len(spans), reason, spooled=False)
+
+    def _note_failure(self, count: int, reason: str | None, *, spooled: bool) -> None:
         with self._lock:
             if reason is not None:
                 self._last_error = reason
-            self._failed += count
             self._failed_exports += 1
-            self._outage_failed += count
+            if not spooled:
+                self._failed += count
+                self._outage_failed += count
             first = not self._failing
-            if not first:
+            if not first and not spooled:
                 self._unreported += count
             self._failing = True
-        if first:
+        if not first:
+            return
+        cause = reason or self._last_error or "the exporter reported a failure"
+        if spooled:
+            logger.warning(
+                "promptrecorder: could not deliver %d spans to %s: %s. Your code is not affected; "
+                "spans are kept in the spool %s and re-sent, oldest first, when the collector answers.",
+                count,
+                self.destination,
+                cause,
+                self._spool.directory if self._spool is not None else "",
+            )
+        else:
             logger.warning(
                 "promptrecorder: could not deliver %d spans to %s: %s. Your code is not affected; "
                 "further failures are counted and reported when delivery recovers or at shutdown.",
                 count,
                 self.destination,
-                reason or self._last_error or "the exporter reported a failure",
+                cause,
             )
+
+    def _lose_queued(self, spans: Sequence[ReadableSpan]) -> None:
+        """Spans the batch processor had no room for (and, with a spool, no overflow room)."""
+        ledger.resolve(self._tallies(spans), "dropped")
+        now = time.monotonic()
+        with self._lock:
+            self._failed += len(spans)
+            self._queue_dropped += len(spans)
+            episode = now - self._last_queue_drop > _QUEUE_EPISODE_QUIET_S
+            self._last_queue_drop = now
+            if not episode:
+                self._queue_unreported += len(spans)
+        if episode:
+            logger.warning(
+                "promptrecorder: the export queue for %s is full; spans are dropped and counted "
+                "(delivery_stats().queue_dropped_spans) until it drains. Spans end faster than they "
+                "can be sent: raise OTEL_BSP_MAX_QUEUE_SIZE, or configure a spool_dir.",
+                self.destination,
+            )
+
+    # --- the spool ---------------------------------------------------------------------------
+
+    def overflow(self, span: ReadableSpan) -> None:
+        """Take a span the batch processor's full queue cannot hold."""
+        if self._spool is not None and not self._closed:
+            with self._overflow_lock:
+                if len(self._overflow) < self.overflow_limit:
+                    self._overflow.append(span)
+                    self._wake.set()
+                    return
+        self._lose_queued([span])
+
+    def _spool_holds_anything(self) -> bool:
+        return bool(self._overflow) or (self._spool is not None and len(self._spool) > 0)
+
+    def _move_overflow(self) -> None:
+        with self._overflow_lock:
+            if not self._overflow:
+                return
+            spans = list(self._overflow)
+            self._overflow.clear()
+        self._to_spool(spans)
+
+    def _to_spool(self, spans: Sequence[ReadableSpan]) -> None:
+        assert self._spool is not None
+        tallies = self._tallies(spans)
+        try:
+            entry = self._spool.append(encode_batch(spans), len(spans))
+        except Exception as error:  # an unencodable span must not stop the processor thread
+            logger.warning("promptrecorder: could not encode %d spans for the spool: %s", len(spans), error)
+            entry = None
+        if entry is None:
+            ledger.resolve(tallies, "dropped")
+            with self._lock:
+                self._failed += len(spans)
+            return
+        counts = ledger.resolve(tallies, "spooled")
+        with self._lock:
+            self._spooled += len(spans)
+            if counts:
+                self._spooled_tallies[entry.seq] = counts
+        self._wake.set()
+
+    def _drain(self) -> None:
+        """The drain thread: re-send spooled batches, oldest first, until stopped."""
+        assert self._spool is not None
+        backoff = 0.0
+        while not self._stop.is_set():
+            self._wake.clear()
+            self._move_overflow()
+            entry = self._spool.oldest()
+            if entry is None:
+                self._wake.wait()
+                continue
+            if self._stop.is_set():
+                break
+            if backoff:
+                self._pause(backoff)
+                if self._stop.is_set():
+                    break
+            if not self._send_lock.acquire(timeout=0.05):
+                continue  # a direct export is in flight; meanwhile keep the overflow moving
+            try:
+                delivered = self._resend(entry)
+            finally:
+                self._send_lock.release()
+            backoff = 0.0 if delivered else min(max(backoff * 2, DRAIN_FIRST_BACKOFF_S), DRAIN_MAX_BACKOFF_S)
+
+    def _pause(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not self._stop.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            if self._kick.wait(min(remaining, 0.1)):
+                self._kick.clear()
+                return
+            self._move_overflow()  # the queue may be overflowing meanwhile
+
+    def _resend(self, entry: SpoolEntry) -> bool:
+        """Re-send one spooled batch; True unless the collector refused or did not answer."""
+        assert self._spool is not None
+        spool = self._spool
+        try:
+            spans = decode_batch(spool.read(entry))
+        except CorruptSpoolFileError as error:
+            spool.quarantine(entry, str(error))
+            self._settle(entry, "dropped")
+            return True
+        if not self._send(spans):
+            if not self._closed:
+                self._note_failure(len(spans), self._captured, spooled=True)
+            return False
+        spooled_before = spool.backlog()[1]
+        spool.remove(entry)
+        # A crash right before the deletion, after the collector's answer, re-sends this one
+        # batch at the next start: the window for a duplicate is this one unlink.
+        self._settle(entry, "exported")
+        self._count_exported(len(spans), spooled_before)
+        return True
+
+    def _settle(self, entry: SpoolEntry, outcome: str) -> None:
+        with self._lock:
+            counts = self._spooled_tallies.pop(entry.seq, None)
+            if outcome == "dropped":
+                self._failed += entry.spans
+        if counts:
+            ledger.settle_spooled(counts, outcome)
+
+    def lost_since_last_flush(self) -> int:
+        """Spans lost since the previous call (flush() asks), or since this exporter began."""
+        with self._lock:
+            lost = self._failed - self._failed_at_last_flush
+            self._failed_at_last_flush = self._failed
+        return lost
+
+    def wait_for_spool(self, deadline: float) -> bool:
+        """Wait until the spool is empty (True) or ``deadline`` (``time.monotonic()``) passes."""
+        if self._spool is None:
+            return True
+        self._move_overflow()
+        self._kick.set()
+        self._wake.set()
+        while self._spool_holds_anything():
+            if time.monotonic() >= deadline or self._stop.is_set():
+                return not self._spool_holds_anything()
+            time.sleep(0.01)
+        return True
+
+    # --- shutting down -------------------------------------------------------------------------
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         return self._exporter.force_flush(timeout_millis)
 
     def shutdown(self, timeout_millis: float = 30_000, **kwargs: object) -> None:
+        deadline = time.monotonic() + timeout_millis / 1000
         self._shutting_down = True
+        if self._spool is not None and not self._failing:
+            # The collector answers: let the drain finish the backlog while time remains.
+            self.wait_for_spool(deadline)
+        self._stop.set()
+        self._wake.set()
+        self._kick.set()
+        remaining_millis = max(0.0, (deadline - time.monotonic()) * 1000)
         if "timeout_millis" in inspect.signature(self._exporter.shutdown).parameters:
-            self._exporter.shutdown(timeout_millis=timeout_millis)  # type: ignore[call-arg]
+            self._exporter.shutdown(timeout_millis=remaining_millis)  # type: ignore[call-arg]
         else:
             self._exporter.shutdown()
         # Shutting the exporter down aborts its retries; give the export still in flight a
         # moment to come back, so that its outcome is counted and reported, not lost with
         # the daemon thread at exit.
-        self._idle.wait(_IN_FLIGHT_GRACE_S)
+        if self._drain_thread is not None:
+            self._drain_thread.join(_IN_FLIGHT_GRACE_S)
+        if not self._idle.wait(_IN_FLIGHT_GRACE_S):
+            stuck = self._in_flight
+            if stuck:
+                self._closed = True  # its late outcome, if any, is not counted twice
+                self._give_up(stuck, "still in flight when shutdown timed out")
 
-    def abandon(self, count: int) -> None:
-        """Count spans the processor still held when shutdown gave up, and report the total."""
-        if count:
-            self._count_failure(count, "still queued when shutdown timed out")
+    def abandon(self, spans: Sequence[ReadableSpan]) -> None:
+        """Take the spans the processor still held when shutdown gave up, then report and close."""
+        if spans:
+            self._give_up(spans, "still queued when shutdown timed out")
+        self._closed = True
+        self._move_overflow_at_close()
         with self._lock:
             undelivered = self._unreported
             self._unreported = 0
+            queue_unreported = self._queue_unreported
+            self._queue_unreported = 0
         if undelivered:
             logger.warning(
                 "promptrecorder: %d more spans could not be delivered to %s before shutdown",
                 undelivered,
                 self.destination,
             )
+        if queue_unreported:
+            logger.warning(
+                "promptrecorder: in all, %d spans were dropped because the export queue for %s was full",
+                self._queue_dropped,
+                self.destination,
+            )
+        if self._spool is not None:
+            files, spans_left, _ = self._spool.backlog()
+            if spans_left:
+                logger.warning(
+                    "promptrecorder: %d spans (%d batches) wait in the spool %s; they are sent when a "
+                    "process next calls configure() with this spool_dir",
+                    spans_left,
+                    files,
+                    self._spool.directory,
+                )
+            self._spool.release()
+
+    def _give_up(self, spans: Sequence[ReadableSpan], reason: str) -> None:
+        if self._spool is not None:
+            # Spooled, they are re-sent by the next process. An export still in flight might
+            # yet be accepted: then the collector sees it twice (documented), never zero times.
+            self._to_spool(spans)
+        else:
+            self._lose(spans, reason)
+
+    def _move_overflow_at_close(self) -> None:
+        with self._overflow_lock:
+            spans = list(self._overflow)
+            self._overflow.clear()
+        if spans:
+            self._give_up(spans, "overflowed the queue at shutdown")
+
+
+class DeliveryProcessor(BatchSpanProcessor):
+    """The SDK's batch processor, with a full queue's spans handed to ``delivery``.
+
+    The stock processor, finding its queue full, drops the *oldest* queued span with one
+    "Queue full" warning (deduplicated for 20 s) and no count anywhere. Here ``on_end``
+    looks first: with no room, the new span goes to ``delivery.overflow`` (spooled, or
+    counted as lost), and the queue never overflows. ``on_end`` calls are serialised so
+    that the check and the enqueue agree; only the export thread drains the queue meanwhile,
+    which can only make room.
+    """
+
+    def __init__(self, delivery: DeliveryExporter) -> None:
+        super().__init__(delivery)
+        self.delivery = delivery
+        self._emit_lock = threading.Lock()
+        # The SDK keeps the queue on its internal batcher (SDK >= 1.34); without it, the
+        # stock behaviour applies.
+        batcher = getattr(self, "_batch_processor", None)
+        self._queue: deque[ReadableSpan] | None = getattr(batcher, "_queue", None)
+        self._capacity: int | None = getattr(batcher, "_max_queue_size", None)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        queue, capacity = self._queue, self._capacity
+        if queue is None or capacity is None:
+            super().on_end(span)
+            return
+        if not (span.context and span.context.trace_flags.sampled):
+            return
+        with self._emit_lock:
+            if len(queue) < capacity:
+                super().on_end(span)
+                return
+        self.delivery.overflow(span)
+
+    def queued(self) -> list[ReadableSpan]:
+        """The spans still queued (oldest first), once the processor is shut down."""
+        return list(reversed(self._queue)) if self._queue is not None else []

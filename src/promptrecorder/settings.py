@@ -25,6 +25,11 @@ OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT: Final = (
     "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 )
 PROMPTRECORDER_CAPTURE_CONTENT: Final = "PROMPTRECORDER_CAPTURE_CONTENT"
+PROMPTRECORDER_SPOOL_DIR: Final = "PROMPTRECORDER_SPOOL_DIR"
+PROMPTRECORDER_SPOOL_MAX_BYTES: Final = "PROMPTRECORDER_SPOOL_MAX_BYTES"
+
+# The most disk a spool may use unless told otherwise: 256 MiB.
+DEFAULT_SPOOL_MAX_BYTES: Final = 256 * 1024 * 1024
 
 # name -> (default, what it does). The table the README's configuration reference follows.
 ENVIRONMENT: Final[dict[str, tuple[str | None, str]]] = {
@@ -51,6 +56,14 @@ ENVIRONMENT: Final[dict[str, tuple[str | None, str]]] = {
     OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT: (
         None,
         "honoured when PROMPTRECORDER_CAPTURE_CONTENT is unset: `NO_CONTENT`/`false` mean metadata",
+    ),
+    PROMPTRECORDER_SPOOL_DIR: (
+        None,
+        "directory where spans that cannot be delivered wait to be re-sent; unset: no spool",
+    ),
+    PROMPTRECORDER_SPOOL_MAX_BYTES: (
+        str(DEFAULT_SPOOL_MAX_BYTES),
+        "the most disk the spool may use, in bytes (256 MiB); the newest batches are dropped beyond it",
     ),
 }
 

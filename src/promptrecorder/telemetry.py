@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import atexit
 import inspect
+import os
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -19,16 +21,13 @@ from opentelemetry import trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace import Span as SDKSpan
-from opentelemetry.sdk.trace.export import (
-    BatchSpanProcessor,
-    SimpleSpanProcessor,
-    SpanExporter,
-)
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
 
-from promptrecorder import settings
+from promptrecorder import ledger, settings
 from promptrecorder._diagnostics import logger, warn_once
 from promptrecorder.console import CompactConsoleExporter
-from promptrecorder.delivery import DeliveryExporter, DeliveryStats
+from promptrecorder.delivery import DeliveryExporter, DeliveryProcessor, DeliveryStats
+from promptrecorder.spool import Spool, SpoolUnavailableError
 
 
 @dataclass
@@ -41,17 +40,32 @@ class _Pipeline:
 
 
 class _SwitchableProcessor(SpanProcessor):
-    """Delegates to the current pipeline, so configure() can replace it on a live provider."""
+    """Delegates to the current pipeline, so configure() can replace it on a live provider.
+
+    It also keeps the per-recorder delivery ledger: a span a recorder starts is noted when
+    the pipeline accounts for delivery, and handed to each delivery when it ends.
+    """
 
     def __init__(self) -> None:
         self.pipeline = _Pipeline()
 
     def on_start(self, span: SDKSpan, parent_context: object = None) -> None:
-        for processor in self.pipeline.processors:
+        pipeline = self.pipeline
+        if pipeline.deliveries and span.context is not None:
+            ledger.note_start(span.context.span_id)
+        for processor in pipeline.processors:
             processor.on_start(span, parent_context)  # type: ignore[arg-type]
 
     def on_end(self, span: ReadableSpan) -> None:
-        for processor in self.pipeline.processors:
+        pipeline = self.pipeline
+        context = span.context
+        if context is not None:
+            deliveries = pipeline.deliveries if context.trace_flags.sampled else []
+            tally = ledger.take(context.span_id, len(deliveries))
+            if tally is not None:
+                for delivery in deliveries:
+                    delivery.track(context.span_id, tally)
+        for processor in pipeline.processors:
             processor.on_end(span)
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
@@ -83,6 +97,8 @@ def configure(
     timeout: float | None = None,
     resource_attributes: Mapping[str, str] | None = None,
     shutdown_timeout: float = settings.DEFAULT_SHUTDOWN_TIMEOUT_S,
+    spool_dir: str | os.PathLike[str] | None = None,
+    spool_max_bytes: int | None = None,
 ) -> trace.TracerProvider | None:
     """Send recorded prompts to an OTLP collector (or the console), honouring ``OTEL_*``.
 
@@ -104,7 +120,14 @@ def configure(
         timeout: seconds one export may take (``OTEL_EXPORTER_OTLP_TIMEOUT``).
         resource_attributes: more resource attributes (merged over ``OTEL_RESOURCE_ATTRIBUTES``).
         shutdown_timeout: the most seconds process exit, or ``shutdown()``, waits for spans
-            still queued; what is not delivered by then is counted and reported.
+            still queued; what is not delivered by then is counted and reported (or, with a
+            spool, left in it for the next process).
+        spool_dir: a directory where spans that cannot be delivered are kept, as OTLP, and
+            re-sent in order when the collector answers again, also by a later process
+            configured with the same directory (``PROMPTRECORDER_SPOOL_DIR``). One process
+            per directory. ``None``: no spool; undelivered spans are counted and reported.
+        spool_max_bytes: the most disk the spool may use (``PROMPTRECORDER_SPOOL_MAX_BYTES``,
+            default 256 MiB); beyond it the newest batches are dropped, counted and reported.
 
     Returns:
         The TracerProvider recorders will use: the application's own when it already set
@@ -120,13 +143,13 @@ def configure(
             "sdk-disabled", "promptrecorder: OTEL_SDK_DISABLED=true; prompts are recorded in memory only"
         )
         return None
-    pipeline = _build_pipeline(endpoint, protocol, exporter, _parse_headers(headers), timeout)
+    spool = _spool_settings(spool_dir, spool_max_bytes)
+    pipeline = _build_pipeline(endpoint, protocol, exporter, _parse_headers(headers), timeout, spool)
     with _lock:
         if _state is None:
             current = trace.get_tracer_provider()
             if not isinstance(current, trace.ProxyTracerProvider):
-                for processor in pipeline.processors:
-                    processor.shutdown()
+                _stop_pipeline(pipeline, 0)
                 warn_once(
                     "foreign-provider",
                     "promptrecorder: the application already set a TracerProvider (%s); "
@@ -154,6 +177,8 @@ def configure(
         previous, _state.switch.pipeline = _state.switch.pipeline, pipeline
         provider = _state.provider
     _stop_pipeline(previous, shutdown_timeout)
+    for delivery in pipeline.deliveries:
+        delivery.start()
     logger.info("promptrecorder: exporting spans to %s", ", ".join(pipeline.destinations) or "nowhere")
     return provider
 
@@ -174,14 +199,24 @@ def delivery_stats() -> list[DeliveryStats]:
 def flush(timeout: float = settings.DEFAULT_SHUTDOWN_TIMEOUT_S) -> bool:
     """Export every finished span now; True when all of them were delivered.
 
+    False when a span was lost (failed, or dropped by a full queue or spool) since the
+    previous ``flush()``, or since ``configure()`` for the first one. With a spool, it
+    also waits, within ``timeout``, for the spool to be re-sent: spans spooled but not yet
+    re-sent when the time is up make it False too (they are not lost: they wait on disk).
     Works on the provider configure() created, or on the application's own SDK provider.
     Never raises: a failure is logged and reported as False.
+
+    Example:
+        >>> if not promptrecorder.flush(timeout=10):  # doctest: +SKIP
+        ...     log.warning("telemetry behind: %s", promptrecorder.delivery_stats())
     """
+    deadline = time.monotonic() + timeout
     provider = trace.get_tracer_provider()
     force_flush = getattr(provider, "force_flush", None)
     if force_flush is None:
         return True
-    before = [stats.failed_spans for stats in delivery_stats()]
+    with _lock:
+        deliveries = [] if _state is None else list(_state.switch.pipeline.deliveries)
     outcome: list[bool] = []
 
     def run() -> None:
@@ -199,8 +234,9 @@ def flush(timeout: float = settings.DEFAULT_SHUTDOWN_TIMEOUT_S) -> bool:
     if not outcome:
         logger.warning("promptrecorder: flush did not finish within %.1f s", timeout)
         return False
-    after = [stats.failed_spans for stats in delivery_stats()]
-    return outcome[0] and before == after
+    drained = all([delivery.wait_for_spool(deadline) for delivery in deliveries])  # noqa: C419 - wait on each
+    lost = sum(delivery.lost_since_last_flush() for delivery in deliveries)
+    return outcome[0] and drained and not lost
 
 
 def shutdown(timeout: float | None = None) -> None:
@@ -219,30 +255,31 @@ def shutdown(timeout: float | None = None) -> None:
 
 
 def _stop_pipeline(pipeline: _Pipeline, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
     for delivery in pipeline.deliveries:
         delivery.begin_shutdown()
     for processor in pipeline.processors:
+        left: list[ReadableSpan] = []
         try:
-            abandoned = _shutdown_processor(processor, timeout)
+            left = _shutdown_processor(processor, max(0.0, deadline - time.monotonic()))
         except Exception as error:  # a broken exporter must not break shutdown of the others
             logger.warning("promptrecorder: an exporter failed to shut down: %s", error)
-            continue
-        exporter = getattr(processor, "span_exporter", None)
-        if isinstance(exporter, DeliveryExporter):
-            exporter.abandon(abandoned)
+        if isinstance(processor, DeliveryProcessor):
+            # Counts (or spools) what was left, reports, and releases the spool.
+            processor.delivery.abandon(left)
 
 
-def _shutdown_processor(processor: SpanProcessor, timeout: float) -> int:
-    """Shut ``processor`` down within ``timeout``; return how many spans it had to leave behind."""
+def _shutdown_processor(processor: SpanProcessor, timeout: float) -> list[ReadableSpan]:
+    """Shut ``processor`` down within ``timeout``; return the spans it had to leave behind."""
     # BatchSpanProcessor.shutdown() waits up to 30 s; the batcher inside it takes a timeout
     # but the SDK does not pass one through, so reach it where it exists (SDK >= 1.34).
     batcher = getattr(processor, "_batch_processor", None)
     shutdown_batcher = getattr(batcher, "shutdown", None)
     if shutdown_batcher is None or "timeout_millis" not in inspect.signature(shutdown_batcher).parameters:
         processor.shutdown()
-        return 0
+        return []
     shutdown_batcher(timeout_millis=int(timeout * 1000))
-    return len(getattr(batcher, "_queue", ()))
+    return processor.queued() if isinstance(processor, DeliveryProcessor) else []
 
 
 # --- building the pipeline --------------------------------------------------------
@@ -254,13 +291,11 @@ def _build_pipeline(
     exporter: str | Sequence[str] | SpanExporter | None,
     headers: dict[str, str] | None,
     timeout: float | None,
+    spool: tuple[str, int] | None = None,
 ) -> _Pipeline:
     pipeline = _Pipeline()
     if isinstance(exporter, SpanExporter):
-        delivery = DeliveryExporter(exporter, type(exporter).__name__)
-        pipeline.processors.append(BatchSpanProcessor(delivery))
-        pipeline.deliveries.append(delivery)
-        pipeline.destinations.append(delivery.destination)
+        _add_delivery(pipeline, exporter, type(exporter).__name__, spool)
         return pipeline
     for name in _exporter_names(exporter):
         if name == "console":
@@ -268,11 +303,52 @@ def _build_pipeline(
             pipeline.destinations.append("the console")
         elif name == "otlp":
             otlp, destination = _otlp_exporter(endpoint, protocol, headers, timeout)
-            delivery = DeliveryExporter(otlp, destination)
-            pipeline.processors.append(BatchSpanProcessor(delivery))
-            pipeline.deliveries.append(delivery)
-            pipeline.destinations.append(destination)
+            _add_delivery(pipeline, otlp, destination, spool)
     return pipeline
+
+
+def _add_delivery(
+    pipeline: _Pipeline, exporter: SpanExporter, destination: str, spool: tuple[str, int] | None
+) -> None:
+    opened = None
+    if spool is not None:
+        try:
+            opened = Spool.acquire(*spool)
+        except SpoolUnavailableError as error:
+            # Telemetry must not stop the application from starting: say so and carry on.
+            logger.warning(
+                "promptrecorder: %s; spans that cannot be delivered will be counted and reported, not spooled",
+                error,
+            )
+    delivery = DeliveryExporter(exporter, destination, opened)
+    pipeline.processors.append(DeliveryProcessor(delivery))
+    pipeline.deliveries.append(delivery)
+    pipeline.destinations.append(destination)
+
+
+def _spool_settings(
+    spool_dir: str | os.PathLike[str] | None, spool_max_bytes: int | None
+) -> tuple[str, int] | None:
+    """The spool's directory and bound from the arguments, else the variables; None for no spool."""
+    if spool_dir is None:
+        spool_dir = settings.env(settings.PROMPTRECORDER_SPOOL_DIR)
+    elif not isinstance(spool_dir, (str, os.PathLike)) or not os.fspath(spool_dir):
+        raise TypeError(
+            f"`spool_dir` must be a directory path (str or os.PathLike) or None, got {spool_dir!r}"
+        )
+    if spool_max_bytes is None:
+        raw = settings.env(settings.PROMPTRECORDER_SPOOL_MAX_BYTES)
+        try:
+            spool_max_bytes = settings.DEFAULT_SPOOL_MAX_BYTES if raw is None else int(raw)
+        except ValueError:
+            raise ValueError(
+                f"{settings.PROMPTRECORDER_SPOOL_MAX_BYTES} must be a whole number of bytes, got {raw!r}"
+            ) from None
+    if not isinstance(spool_max_bytes, int) or isinstance(spool_max_bytes, bool) or spool_max_bytes < 1:
+        raise ValueError(f"`spool_max_bytes` must be a positive int (bytes), got {spool_max_bytes!r}")
+    if spool_dir is None:
+        return None
+    return os.fspath(spool_dir), spool_max_bytes
 
 
 def _exporter_names(exporter: str | Sequence[str] | None) -> list[str]:

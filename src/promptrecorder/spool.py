@@ -1,0 +1,487 @@
+"""The durable spool: OTLP batches that could not be delivered, kept on disk until they can.
+
+A spool is a directory of files, one per batch. Each file holds exactly the bytes an
+OTLP/HTTP exporter would POST: a serialized ``ExportTraceServiceRequest``. So a file can be
+replayed by hand (``curl --data-binary @FILE -H 'Content-Type: application/x-protobuf'
+http://collector:4318/v1/traces``) or read by any OTLP tool. The name carries what is needed
+to keep order and to trust the content::
+
+    00000000000000000042-512-1c291ca3.otlp
+    └ sequence number    └ spans └ CRC-32 of the content
+
+* **Order.** Sequence numbers only grow; at start the next one is one past the largest
+  found in the directory, so a restarted process appends behind what an earlier one left.
+  Batches are re-sent oldest first.
+* **Atomic writes.** A batch is written to a hidden ``.tmp-*`` file, fsynced, renamed to its
+  final name and the directory fsynced: a file under a final name is always complete.
+  ``.tmp-*`` files found at start are the remains of a crash mid-write and are deleted.
+* **Integrity.** A file whose content does not match its CRC (truncated, overwritten) is
+  renamed to ``<name>.corrupt``, said once in the log, counted, and skipped.
+* **Bound.** The files may take at most ``max_bytes``. A batch that does not fit is
+  dropped (the newest, see ``Spool.append``), counted, and said once per episode.
+* **One process per directory.** An exclusive ``flock`` on ``.lock`` keeps two processes from
+  re-sending the same files; the OS releases it when the process dies, even by SIGKILL.
+
+Files are created ``0600`` and the directory ``0700``: spans carry prompts and responses.
+
+Threading contract: every method may be called from any thread; appends, removals and
+the listing are serialised by one lock.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, ClassVar
+
+from google.protobuf.message import DecodeError  # type: ignore[import-untyped]  # protobuf ships no stubs
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span as PbSpan
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
+
+from promptrecorder._diagnostics import logger
+from promptrecorder.errors import PromptRecorderError
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: no cross-process lock (documented)
+    fcntl = None  # type: ignore[assignment]
+
+_NAME = re.compile(r"^(\d{20})-(\d+)-([0-9a-f]{8})\.otlp$")
+_CORRUPT = re.compile(r"^(\d{20})-\d+-[0-9a-f]{8}\.otlp\.corrupt$")
+_TMP_PREFIX = ".tmp-"
+_LOCK_NAME = ".lock"
+
+
+class SpoolUnavailableError(PromptRecorderError):
+    """The spool directory cannot be used (not creatable, or held by another process)."""
+
+
+class CorruptSpoolFileError(PromptRecorderError):
+    """A spooled file's content does not match its name (truncated or damaged)."""
+
+
+@dataclass(frozen=True)
+class SpoolEntry:
+    """One spooled batch: its sequence number, span count, size in bytes and file name."""
+
+    seq: int
+    spans: int
+    size: int
+    name: str
+
+
+class Spool:
+    """A bounded directory of OTLP batches, oldest first. Get one with ``Spool.acquire``.
+
+    Example:
+        >>> spool = Spool.acquire("/var/spool/support-bot", max_bytes=64 << 20)  # doctest: +SKIP
+        >>> spool.append(encode_batch(spans), len(spans))  # doctest: +SKIP
+        >>> entry = spool.oldest(); spans = decode_batch(spool.read(entry)); spool.remove(entry)  # doctest: +SKIP
+    """
+
+    # One instance per directory in this process: a re-configure() that keeps the same
+    # directory shares it instead of tripping over its own lock.
+    _open: ClassVar[dict[Path, Spool]] = {}
+    _open_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, directory: Path, max_bytes: int) -> None:
+        self.directory = directory
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()
+        self._users = 0
+        self._lock_file: IO[bytes] | None = None
+        self._entries: list[SpoolEntry] = []
+        self._bytes = 0
+        self._next_seq = 0
+        self.dropped_spans = 0  # spans that did not fit (bound or disk error)
+        self.quarantined_files = 0
+        self.quarantined_spans = 0
+        self._full_since_drop: int | None = None  # spans dropped in the current "full" episode
+
+    # --- opening and closing ------------------------------------------------------------
+
+    @classmethod
+    def acquire(cls, directory: str | os.PathLike[str], max_bytes: int) -> Spool:
+        """Open (creating it if needed) the spool in ``directory``; pair with ``release()``.
+
+        Raises:
+            SpoolUnavailableError: the directory cannot be created or read, or another
+                process holds it.
+        """
+        path = Path(directory).expanduser().absolute()
+        with cls._open_lock:
+            spool = cls._open.get(path)
+            if spool is None:
+                spool = cls(path, max_bytes)
+                spool._open_directory()
+                cls._open[path] = spool
+            spool.max_bytes = max_bytes
+            spool._users += 1
+            return spool
+
+    def release(self) -> None:
+        """Give up this user's hold; the last one closes the directory's lock."""
+        with Spool._open_lock:
+            self._users -= 1
+            if self._users > 0:
+                return
+            Spool._open.pop(self.directory, None)
+            if self._lock_file is not None:
+                self._lock_file.close()  # releases the flock
+                self._lock_file = None
+
+    def _open_directory(self) -> None:
+        try:
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            lock_file = open(self.directory / _LOCK_NAME, "ab")  # noqa: SIM115 - held open for the lock's lifetime
+        except OSError as error:
+            raise SpoolUnavailableError(f"cannot use {self.directory} as a spool: {error}") from None
+        if fcntl is not None:
+            try:
+                fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                lock_file.close()
+                raise SpoolUnavailableError(
+                    f"{self.directory} is in use by another process; give each process its own spool_dir"
+                ) from None
+        self._lock_file = lock_file
+        try:
+            self._scan()
+        except OSError as error:
+            self.release_lock_file()
+            raise SpoolUnavailableError(f"cannot read the spool {self.directory}: {error}") from None
+
+    def release_lock_file(self) -> None:
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
+
+    def _scan(self) -> None:
+        entries: list[SpoolEntry] = []
+        highest = -1
+        for item in os.scandir(self.directory):
+            if item.name.startswith(_TMP_PREFIX):
+                # A write that never reached its rename: the process died mid-write.
+                _unlink_quietly(Path(item.path))
+                continue
+            match = _NAME.match(item.name)
+            if match:
+                entry = SpoolEntry(int(match[1]), int(match[2]), item.stat().st_size, item.name)
+                entries.append(entry)
+                highest = max(highest, entry.seq)
+            elif corrupt := _CORRUPT.match(item.name):
+                highest = max(highest, int(corrupt[1]))
+        entries.sort(key=lambda entry: entry.seq)
+        self._entries = entries
+        self._bytes = sum(entry.size for entry in entries)
+        self._next_seq = highest + 1
+
+    # --- the queue ------------------------------------------------------------------------
+
+    def append(self, payload: bytes, spans: int) -> SpoolEntry | None:
+        """Write one batch behind the others; None when it was dropped (and counted).
+
+        When the bound is reached the *newest* batch, this one, is dropped: the older ones
+        are already durable and in order, re-sending them needs no rewriting, and a long
+        outage does not churn the disk deleting what it wrote minutes ago. (A ring buffer
+        would keep the latest minutes instead; that is a trade-off we did not take.)
+        """
+        with self._lock:
+            if self._bytes + len(payload) > self.max_bytes:
+                self._drop(spans, f"it is full ({self._bytes} of {self.max_bytes} bytes)")
+                return None
+            seq = self._next_seq
+            name = f"{seq:020d}-{spans}-{zlib.crc32(payload):08x}.otlp"
+            try:
+                _write_atomically(self.directory, name, payload)
+            except OSError as error:
+                self._drop(spans, f"it could not be written: {error}")
+                return None
+            self._next_seq = seq + 1
+            entry = SpoolEntry(seq, spans, len(payload), name)
+            self._entries.append(entry)
+            self._bytes += entry.size
+            if self._full_since_drop is not None:
+                logger.warning(
+                    "promptrecorder: the spool %s has room again; %d spans were dropped while it was full",
+                    self.directory,
+                    self._full_since_drop,
+                )
+                self._full_since_drop = None
+            return entry
+
+    def _drop(self, spans: int, why: str) -> None:
+        self.dropped_spans += spans
+        if self._full_since_drop is None:
+            self._full_since_drop = spans
+            logger.warning(
+                "promptrecorder: could not spool %d spans to %s because %s; newer batches are "
+                "dropped and counted (spool_dropped_spans) until it has room",
+                spans,
+                self.directory,
+                why,
+            )
+        else:
+            self._full_since_drop += spans
+
+    def oldest(self) -> SpoolEntry | None:
+        """The batch to re-send next, or None when the spool is empty."""
+        with self._lock:
+            return self._entries[0] if self._entries else None
+
+    def read(self, entry: SpoolEntry) -> bytes:
+        """The batch's bytes, checked against its name.
+
+        Raises:
+            CorruptSpoolFileError: the file is missing, truncated or damaged.
+        """
+        match = _NAME.match(entry.name)
+        try:
+            payload = (self.directory / entry.name).read_bytes()
+        except OSError as error:
+            raise CorruptSpoolFileError(f"cannot read it: {error}") from None
+        if match is None or f"{zlib.crc32(payload):08x}" != match[3]:
+            raise CorruptSpoolFileError(f"its {len(payload)} bytes do not match its checksum")
+        return payload
+
+    def remove(self, entry: SpoolEntry) -> None:
+        """Delete a batch the collector accepted."""
+        self._forget(entry)
+        _unlink_quietly(self.directory / entry.name)
+
+    def quarantine(self, entry: SpoolEntry, why: str) -> None:
+        """Set a damaged batch aside as ``<name>.corrupt``, count it and say so once."""
+        self._forget(entry)
+        path = self.directory / entry.name
+        try:
+            path.rename(path.with_name(entry.name + ".corrupt"))
+        except OSError:
+            _unlink_quietly(path)
+        with self._lock:
+            self.quarantined_files += 1
+            self.quarantined_spans += entry.spans
+        logger.warning(
+            "promptrecorder: spooled batch %s (%d spans) cannot be re-sent because %s; "
+            "it was set aside as %s.corrupt",
+            path,
+            entry.spans,
+            why,
+            entry.name,
+        )
+
+    def _forget(self, entry: SpoolEntry) -> None:
+        with self._lock:
+            if entry in self._entries:
+                self._entries.remove(entry)
+                self._bytes -= entry.size
+
+    def backlog(self) -> tuple[int, int, int]:
+        """(files, spans, bytes) waiting to be re-sent."""
+        with self._lock:
+            return len(self._entries), sum(entry.spans for entry in self._entries), self._bytes
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
+
+
+def _write_atomically(directory: Path, name: str, payload: bytes) -> None:
+    temporary = directory / f"{_TMP_PREFIX}{name}"
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(payload)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, directory / name)
+    except BaseException:
+        _unlink_quietly(temporary)
+        raise
+    _fsync_directory(directory)
+
+
+def _fsync_directory(directory: Path) -> None:
+    # Makes the rename itself durable; not every platform lets a directory be opened.
+    try:
+        descriptor = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+def _unlink_quietly(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError as error:
+        logger.warning("promptrecorder: could not delete %s: %s", path, error)
+
+
+# --- OTLP bytes <-> SDK spans ----------------------------------------------------------------
+#
+# Re-sending goes through the very exporter configure() built (same endpoint, TLS, headers,
+# compression, retries), through its public ``export(spans)``. So a spooled batch is turned
+# back into SDK ``ReadableSpan`` objects, carrying everything the OTLP encoder reads; the
+# encoder then produces the same bytes that were spooled (a unit test holds us to that).
+
+
+def encode_batch(spans: Sequence[ReadableSpan]) -> bytes:
+    """The OTLP ``ExportTraceServiceRequest`` bytes for ``spans``."""
+    payload: bytes = encode_spans(spans).SerializeToString()
+    return payload
+
+
+def decode_batch(payload: bytes) -> list[ReadableSpan]:
+    """SDK spans that encode back to ``payload``.
+
+    Raises:
+        CorruptSpoolFileError: ``payload`` is not a valid ``ExportTraceServiceRequest``.
+    """
+    request = ExportTraceServiceRequest()
+    try:
+        request.ParseFromString(payload)
+        spans: list[ReadableSpan] = []
+        for resource_spans in request.resource_spans:
+            resource = Resource(_attributes(resource_spans.resource.attributes), resource_spans.schema_url)
+            for scope_spans in resource_spans.scope_spans:
+                pb_scope = scope_spans.scope
+                scope = InstrumentationScope(
+                    pb_scope.name,
+                    pb_scope.version or None,
+                    scope_spans.schema_url,
+                    _attributes(pb_scope.attributes) or None,
+                )
+                spans.extend(_span(span, resource, scope) for span in scope_spans.spans)
+    except (DecodeError, KeyError, ValueError, TypeError) as error:
+        raise CorruptSpoolFileError(f"it is not an OTLP trace request: {error}") from None
+    return spans
+
+
+# OTLP SpanFlags: bit 8 says whether bit 9 (the parent or link context is remote) is known.
+_IS_REMOTE = 0x200
+_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+_KINDS = {
+    PbSpan.SPAN_KIND_UNSPECIFIED: SpanKind.INTERNAL,
+    PbSpan.SPAN_KIND_INTERNAL: SpanKind.INTERNAL,
+    PbSpan.SPAN_KIND_SERVER: SpanKind.SERVER,
+    PbSpan.SPAN_KIND_CLIENT: SpanKind.CLIENT,
+    PbSpan.SPAN_KIND_PRODUCER: SpanKind.PRODUCER,
+    PbSpan.SPAN_KIND_CONSUMER: SpanKind.CONSUMER,
+}
+
+
+class _DecodedSpan(ReadableSpan):
+    """A ``ReadableSpan`` that also carries the dropped counts the encoder reads."""
+
+    def __init__(self, dropped: tuple[int, int, int], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._dropped = dropped
+
+    @property
+    def dropped_attributes(self) -> int:
+        return self._dropped[0]
+
+    @property
+    def dropped_events(self) -> int:
+        return self._dropped[1]
+
+    @property
+    def dropped_links(self) -> int:
+        return self._dropped[2]
+
+
+class _DecodedEvent(Event):
+    def __init__(self, name: str, attributes: Mapping[str, Any], timestamp: int, dropped: int) -> None:
+        super().__init__(name, attributes, timestamp)
+        self._dropped = dropped
+
+    @property
+    def dropped_attributes(self) -> int:
+        return self._dropped
+
+
+class _DecodedLink(Link):
+    def __init__(self, context: SpanContext, attributes: Mapping[str, Any], dropped: int) -> None:
+        super().__init__(context, attributes)
+        self._dropped = dropped
+
+    @property
+    def dropped_attributes(self) -> int:
+        return self._dropped
+
+
+def _span(span: PbSpan, resource: Resource, scope: InstrumentationScope) -> ReadableSpan:
+    trace_id = int.from_bytes(span.trace_id, "big")
+    trace_state = TraceState.from_header([span.trace_state]) if span.trace_state else TraceState()
+    context = SpanContext(trace_id, int.from_bytes(span.span_id, "big"), False, _SAMPLED, trace_state)
+    parent = None
+    if span.parent_span_id:
+        parent_id = int.from_bytes(span.parent_span_id, "big")
+        parent = SpanContext(trace_id, parent_id, bool(span.flags & _IS_REMOTE), _SAMPLED)
+    events = [
+        _DecodedEvent(
+            event.name, _attributes(event.attributes), event.time_unix_nano, event.dropped_attributes_count
+        )
+        for event in span.events
+    ]
+    links = [
+        _DecodedLink(
+            SpanContext(
+                int.from_bytes(link.trace_id, "big"),
+                int.from_bytes(link.span_id, "big"),
+                bool(link.flags & _IS_REMOTE),
+                _SAMPLED,
+            ),
+            _attributes(link.attributes),
+            link.dropped_attributes_count,
+        )
+        for link in span.links
+    ]
+    status = Status(StatusCode(span.status.code), span.status.message or None)
+    return _DecodedSpan(
+        (span.dropped_attributes_count, span.dropped_events_count, span.dropped_links_count),
+        name=span.name,
+        context=context,
+        parent=parent,
+        resource=resource,
+        attributes=_attributes(span.attributes),
+        events=events,
+        links=links,
+        kind=_KINDS[span.kind],
+        status=status,
+        start_time=span.start_time_unix_nano,
+        end_time=span.end_time_unix_nano,
+        instrumentation_scope=scope,
+    )
+
+
+def _attributes(pairs: Sequence[KeyValue]) -> dict[str, Any]:
+    return {pair.key: _value(pair.value) for pair in pairs}
+
+
+def _value(value: AnyValue) -> Any:
+    which = value.WhichOneof("value")
+    if which is None:
+        return None
+    if which == "array_value":
+        return tuple(_value(item) for item in value.array_value.values)
+    if which == "kvlist_value":
+        return _attributes(value.kvlist_value.values)
+    return getattr(value, which)

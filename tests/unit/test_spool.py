@@ -1,0 +1,324 @@
+"""The spool on disk: order, atomic writes, the bound, restart recovery, damaged files, the codec."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import Link, SpanKind
+
+from promptrecorder import PromptRecorder, autorecord
+from promptrecorder.spool import (
+    CorruptSpoolFileError,
+    Spool,
+    SpoolUnavailableError,
+    decode_batch,
+    encode_batch,
+)
+
+
+@pytest.fixture
+def spans() -> list[ReadableSpan]:
+    """Real SDK spans from a recorder session: events, a segment with a link, an error, a CLIENT span."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": "spool-test", "deployment.environment": "ci"}),
+        span_limits=SpanLimits(max_events=8, max_span_attributes=6),
+        shutdown_on_exit=False,
+    )
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    recorder = PromptRecorder("session", tracer_provider=provider, attributes={"tags": ["a", "b"]})
+    with pytest.raises(ValueError, match="boom"), recorder:
+        for index in range(6):  # past max_events: continues on a linked segment span
+            autorecord(f"prompt {index}", f"response {index}", model="m", input_tokens=index)
+        tracer = provider.get_tracer("other", "1.2.3", schema_url="https://opentelemetry.io/schemas/1.30.0")
+        parent = tracer.start_span("parent")
+        with tracer.start_span(
+            "client",
+            kind=SpanKind.CLIENT,
+            links=[Link(parent.get_span_context(), {"why": "because"})],
+            attributes={f"k{n}": n for n in range(9)},  # 3 past the limit: dropped, counted
+        ):
+            pass
+        parent.end()
+        raise ValueError("boom")
+    provider.shutdown()
+    return list(exporter.get_finished_spans())
+
+
+@pytest.fixture
+def spool_dir(tmp_path: Path) -> Path:
+    return tmp_path / "spool"
+
+
+@pytest.fixture
+def spool(spool_dir: Path) -> Iterator[Spool]:
+    opened = Spool.acquire(spool_dir, max_bytes=1 << 20)
+    yield opened
+    opened.release()
+
+
+def _files(directory: Path) -> list[str]:
+    return sorted(name for name in os.listdir(directory) if name != ".lock")
+
+
+# --- the codec -----------------------------------------------------------------------------
+
+
+def test_a_decoded_batch_encodes_back_to_the_same_bytes(spans: list[ReadableSpan]) -> None:
+    """What the exporter re-sends from the spool is byte for byte what was spooled."""
+    assert {span.kind for span in spans} == {SpanKind.INTERNAL, SpanKind.CLIENT}
+    assert any(span.dropped_attributes for span in spans)
+    assert any(span.links for span in spans)
+    payload = encode_batch(spans)
+    decoded = decode_batch(payload)
+    assert encode_batch(decoded) == payload
+    assert [span.name for span in decoded] == [span.name for span in spans]
+    assert [span.context.span_id for span in decoded] == [span.context.span_id for span in spans]  # type: ignore[union-attr]
+    assert sum(len(span.events) for span in decoded) == 13  # 12 prompt/response events + the exception
+
+
+def test_a_spooled_file_is_plain_otlp(spool: Spool, spans: list[ReadableSpan]) -> None:
+    """The file holds an ExportTraceServiceRequest as OTLP/HTTP would POST it, nothing else."""
+    entry = spool.append(encode_batch(spans), len(spans))
+    assert entry is not None
+    request = ExportTraceServiceRequest()
+    request.ParseFromString((spool.directory / entry.name).read_bytes())
+    names = [span.name for rs in request.resource_spans for ss in rs.scope_spans for span in ss.spans]
+    assert sorted(names) == sorted(span.name for span in spans)
+
+
+def test_bytes_that_are_not_otlp_are_refused() -> None:
+    """decode_batch raises CorruptSpoolFileError on garbage, never anything else."""
+    with pytest.raises(CorruptSpoolFileError):
+        decode_batch(b"\xff\xff\xff not protobuf")
+
+
+# --- order and atomic writes -------------------------------------------------------------------
+
+
+def test_batches_come_back_oldest_first_with_growing_sequence_numbers(spool: Spool) -> None:
+    """oldest() follows append order; names sort in that order; remove() moves to the next."""
+    payloads = [encode_batch([]) + bytes([index]) for index in range(3)]
+    entries = [spool.append(payload, 1) for payload in payloads]
+    assert [entry.seq for entry in entries if entry] == [0, 1, 2]
+    assert _files(spool.directory) == sorted(entry.name for entry in entries if entry)
+    for payload in payloads:
+        oldest = spool.oldest()
+        assert oldest is not None
+        assert spool.read(oldest) == payload
+        spool.remove(oldest)
+    assert spool.oldest() is None
+    assert _files(spool.directory) == []
+
+
+def test_each_write_is_fsynced_then_renamed_into_place(spool: Spool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The content is fsynced under a temporary name, renamed, and the directory fsynced."""
+    steps: list[str] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(descriptor: int) -> None:
+        steps.append("fsync-dir" if os.path.isdir(f"/proc/self/fd/{descriptor}") else "fsync-file")
+        real_fsync(descriptor)
+
+    def replace(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
+        assert Path(source).name.startswith(".tmp-")
+        steps.append("rename")
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    assert spool.append(b"payload", 1) is not None
+    assert steps == ["fsync-file", "rename", "fsync-dir"]
+
+
+def test_a_write_that_fails_leaves_nothing_behind_and_is_counted(
+    spool: Spool, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A disk error mid-write: no partial file under any name, the spans counted as dropped."""
+
+    def full_disk(descriptor: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    with caplog.at_level(logging.WARNING, logger="promptrecorder"):
+        assert spool.append(b"payload", 7) is None
+    assert _files(spool.directory) == []
+    assert spool.dropped_spans == 7
+    assert "No space left on device" in caplog.text
+
+
+def test_a_write_interrupted_by_a_crash_is_cleaned_up_at_start(spool_dir: Path) -> None:
+    """A .tmp- file (a process died mid-write) is deleted when the spool is opened again."""
+    spool = Spool.acquire(spool_dir, max_bytes=1 << 20)
+    spool.append(b"complete", 1)
+    spool.release()
+    (spool_dir / ".tmp-00000000000000000001-1-00000000.otlp").write_bytes(b"half a bat")
+    reopened = Spool.acquire(spool_dir, max_bytes=1 << 20)
+    try:
+        assert _files(spool_dir) == ["00000000000000000000-1-" + f"{_crc(b'complete')}.otlp"]
+        assert len(reopened) == 1
+    finally:
+        reopened.release()
+
+
+def _crc(payload: bytes) -> str:
+    import zlib
+
+    return f"{zlib.crc32(payload):08x}"
+
+
+# --- the bound ---------------------------------------------------------------------------------
+
+
+def test_the_bound_drops_the_newest_batch_counts_it_and_says_so_once_per_episode(
+    spool_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Past max_bytes appends are refused and counted; one line when full, one when room returns."""
+    spool = Spool.acquire(spool_dir, max_bytes=250)
+    try:
+        with caplog.at_level(logging.WARNING, logger="promptrecorder"):
+            assert spool.append(b"x" * 100, 10) is not None
+            assert spool.append(b"y" * 100, 10) is not None
+            assert spool.append(b"z" * 100, 10) is None  # the newest is dropped
+            assert spool.append(b"w" * 100, 5) is None
+            assert spool.backlog() == (2, 20, 200)
+            assert spool.dropped_spans == 15
+            oldest = spool.oldest()
+            assert oldest is not None
+            assert spool.read(oldest) == b"x" * 100  # the oldest were kept
+            spool.remove(oldest)
+            assert spool.append(b"v" * 100, 1) is not None
+        messages = [record.getMessage() for record in caplog.records]
+        assert len(messages) == 2, messages
+        assert "could not spool 10 spans" in messages[0]
+        assert "is full (200 of 250 bytes)" in messages[0]
+        assert "has room again; 15 spans were dropped" in messages[1]
+    finally:
+        spool.release()
+
+
+# --- restart recovery and the lock -------------------------------------------------------------
+
+
+def test_a_reopened_spool_resumes_in_order_behind_what_it_holds(spool_dir: Path) -> None:
+    """After a restart the backlog is found, in order, and new batches get higher numbers."""
+    first = Spool.acquire(spool_dir, max_bytes=1 << 20)
+    for index in range(3):
+        first.append(bytes([index]), index + 1)
+    first.release()
+    second = Spool.acquire(spool_dir, max_bytes=1 << 20)
+    try:
+        assert second.backlog() == (3, 6, 3)
+        new = second.append(b"new", 1)
+        assert new is not None
+        assert new.seq == 3
+        order = []
+        while (entry := second.oldest()) is not None:
+            order.append(second.read(entry))
+            second.remove(entry)
+        assert order == [b"\x00", b"\x01", b"\x02", b"new"]
+    finally:
+        second.release()
+
+
+def test_one_directory_is_used_by_one_process_at_a_time(spool_dir: Path) -> None:
+    """While another process holds the directory, acquiring it fails plainly; after it exits, it works."""
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from promptrecorder.spool import Spool
+        Spool.acquire({str(spool_dir)!r}, 1024)
+        print("held", flush=True)
+        sys.stdin.read()
+        """
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    ) as holder:
+        try:
+            assert holder.stdout is not None
+            assert holder.stdout.readline().strip() == "held"
+            with pytest.raises(SpoolUnavailableError, match="in use by another process"):
+                Spool.acquire(spool_dir, max_bytes=1024)
+        finally:
+            holder.kill()
+    Spool.acquire(spool_dir, max_bytes=1024).release()
+
+
+def test_the_same_directory_twice_in_one_process_is_one_spool(spool_dir: Path) -> None:
+    """A re-configure() with the same spool_dir shares the open spool instead of locking itself out."""
+    first = Spool.acquire(spool_dir, max_bytes=100)
+    second = Spool.acquire(spool_dir, max_bytes=200)
+    try:
+        assert first is second
+        assert second.max_bytes == 200
+    finally:
+        second.release()
+        first.release()
+
+
+def test_a_directory_that_cannot_be_created_is_refused_plainly(tmp_path: Path) -> None:
+    """A file where the directory should be: SpoolUnavailableError naming the path."""
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    with pytest.raises(SpoolUnavailableError, match="cannot use"):
+        Spool.acquire(blocker, max_bytes=1024)
+
+
+def test_files_and_directory_are_private(spool: Spool) -> None:
+    """Spans carry prompts: the spool directory is 0700 and its files 0600."""
+    entry = spool.append(b"secret prompt", 1)
+    assert entry is not None
+    assert (spool.directory.stat().st_mode & 0o777) == 0o700
+    assert ((spool.directory / entry.name).stat().st_mode & 0o777) == 0o600
+
+
+# --- damaged files -------------------------------------------------------------------------------
+
+
+def test_a_truncated_file_is_refused_and_quarantined_with_one_log_line(
+    spool: Spool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A file cut short no longer matches its checksum: read() refuses it; quarantine() sets it aside."""
+    entry = spool.append(b"0123456789" * 10, 4)
+    assert entry is not None
+    path = spool.directory / entry.name
+    path.write_bytes(path.read_bytes()[:37])
+    with pytest.raises(CorruptSpoolFileError, match="do not match its checksum"):
+        spool.read(entry)
+    with caplog.at_level(logging.WARNING, logger="promptrecorder"):
+        spool.quarantine(entry, "it was cut short")
+    assert len(caplog.records) == 1
+    assert "cannot be re-sent because it was cut short" in caplog.records[0].getMessage()
+    assert _files(spool.directory) == [entry.name + ".corrupt"]
+    assert spool.oldest() is None
+    assert (spool.quarantined_files, spool.quarantined_spans) == (1, 4)
+
+
+def test_a_quarantined_file_is_skipped_after_a_restart_and_its_number_not_reused(spool_dir: Path) -> None:
+    """.corrupt files are not re-sent by a later process, and new files sort after them."""
+    spool = Spool.acquire(spool_dir, max_bytes=1 << 20)
+    entry = spool.append(b"abc", 1)
+    assert entry is not None
+    spool.quarantine(entry, "test")
+    spool.release()
+    reopened = Spool.acquire(spool_dir, max_bytes=1 << 20)
+    try:
+        assert reopened.oldest() is None
+        again = reopened.append(b"def", 1)
+        assert again is not None
+        assert again.seq == entry.seq + 1
+    finally:
+        reopened.release()
