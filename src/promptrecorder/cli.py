@@ -16,7 +16,7 @@ from promptrecorder._version import __version__
 from promptrecorder.check import DEFAULT_TIMEOUT_S, resolve_target, run_check
 from promptrecorder.check_report import describe, environment_notes, verdict
 from promptrecorder.console import format_records_table
-from promptrecorder.demo import run_session
+from promptrecorder.demo import DemoModelError, run_session
 from promptrecorder.show import UnreadableRecordsError, load_records, render_json, render_table
 from promptrecorder.telemetry import configure, delivery_stats, destinations, flush, shutdown
 
@@ -36,12 +36,14 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser(
         "demo",
-        help="run a short scripted session on an offline stand-in model and show its trace",
+        help="run a short scripted session and show its trace (offline stand-in model by default)",
         description=(
-            "Run a short scripted session inside `with recorder:` (two prompts and a nested "
-            "recorder) on an offline stand-in model, print the recorded pairs, and export the "
+            "Run a short scripted session inside `with recorder:` (two prompts, one streamed, and a "
+            "nested recorder) through SimpleBot/ChatBot, print the recorded pairs, and export the "
             "trace: to the OTLP endpoint when one is given (flag or OTEL_EXPORTER_OTLP_ENDPOINT), "
-            "else to the console."
+            "else to the console. The model is a real one when OPENAI_API_KEY or OPENAI_BASE_URL is "
+            "set (PROMPTRECORDER_DEMO_MODEL names it, default gpt-4o-mini), else an offline stand-in "
+            "that needs no API key."
         ),
     )
     _add_endpoint_flags(demo)
@@ -162,8 +164,14 @@ def _demo(args: argparse.Namespace) -> int:
         )
         return EXIT_USAGE
 
-    print("promptrecorder demo: a scripted session on the offline stand-in model (no API key needed)\n")
-    result = run_session()
+    print("promptrecorder demo: a scripted session inside `with recorder:`")
+    try:
+        result = run_session()
+    except DemoModelError as error:
+        print(f"promptrecorder: {error}", file=sys.stderr)
+        shutdown(timeout=2.0)
+        return EXIT_FAILURE
+    print()
     delivered = flush(timeout=2 * _DEMO_EXPORT_TIMEOUT_S)
     errors = [stats.last_error for stats in delivery_stats() if stats.last_error]
     print()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from promptrecorder.cli import EXIT_OK, EXIT_USAGE, main
+from promptrecorder.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, main
 
 pytestmark = pytest.mark.usefixtures("global_tracing")
 
@@ -53,3 +53,22 @@ def test_a_bad_endpoint_is_one_sentence_and_exit_2(capsys: pytest.CaptureFixture
     err = capsys.readouterr().err
     assert "`endpoint` must be a URL" in err
     assert "Traceback" not in err
+
+
+def test_demo_against_a_model_server_that_is_not_there_is_one_sentence_and_exit_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A real-model demo whose server refuses the connection fails plainly, without a traceback."""
+    import socket
+
+    with socket.socket() as probe:  # a loopback port with nothing listening
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{port}/v1")
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT", raising=False)
+    assert main(["demo"]) == EXIT_FAILURE
+    err = capsys.readouterr().err
+    assert f"127.0.0.1:{port}" in err
+    assert "Traceback" not in err
+    assert len([line for line in err.splitlines() if line.startswith("promptrecorder:")]) == 1
