@@ -12,6 +12,9 @@ when the last user lets go. A wrapper that is no longer installed, but that some
 still holds (a ``with_raw_response`` accessor built while instrumented, or another
 library that wrapped ours), passes every call straight through.
 
+There is no ``tracer_provider`` argument: a call is recorded only inside a recorder, and
+its CLIENT span goes to that recorder's provider, as the recorder's own span does.
+
 Threading contract: instrumenting and undoing may happen from any thread; they are
 serialised by a module lock. The wrappers themselves take no lock.
 """

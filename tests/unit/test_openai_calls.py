@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import socket
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import openai
@@ -243,6 +244,56 @@ def test_async_streams_are_recorded_on_every_ending(tracing: Tracing) -> None:
         ("Par", False, MIDSTREAM_ERROR),
     ]
     assert len(client_spans(tracing)) == 4
+
+
+class _StallingBody(http.AsyncByteStream):  # type: ignore[misc]
+    """An SSE body that sends its first events and then waits for ever, like a stalled model."""
+
+    def __init__(self, head: bytes) -> None:
+        self._head = head
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield self._head
+        await asyncio.Event().wait()
+
+
+def test_a_consumer_cancelled_mid_stream_ends_the_call_with_the_cancellation(tracing: Tracing) -> None:
+    """A task cancelled while waiting for the next chunk: CancelledError propagates, the span ends as an error."""
+    head = "".join(f"data: {json.dumps(chunk)}\n\n" for chunk in chunks(["Par", "is."])[:2]).encode()
+
+    def handler(request: Any) -> Any:
+        return http.Response(200, headers={"content-type": "text/event-stream"}, stream=_StallingBody(head))
+
+    client = openai.AsyncOpenAI(
+        base_url="https://api.openai.com/v1",
+        api_key="test",
+        max_retries=0,
+        http_client=http.AsyncClient(transport=http.MockTransport(handler)),
+    )
+
+    async def use() -> PromptRecorder:
+        with recorder(tracing) as session:
+            stream = await client.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True)
+            first = asyncio.Event()
+
+            async def consume() -> None:
+                async for _ in stream:
+                    first.set()
+
+            task = asyncio.create_task(consume())
+            await first.wait()
+            await asyncio.sleep(0.01)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        return session
+
+    with instrument_openai(client):
+        session = asyncio.run(use())
+    assert _outcomes(session) == [("Par", False, "CancelledError")]
+    span = call_span(tracing)
+    assert span.status.status_code is StatusCode.ERROR
+    assert normalised(span)[semconv.ERROR_TYPE] == "CancelledError"
 
 
 def test_an_async_stream_left_early_and_dropped_is_recorded_incomplete(tracing: Tracing) -> None:
