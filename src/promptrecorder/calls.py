@@ -209,7 +209,6 @@ class LLMCall:
             self._record_metrics(result, error, duration_s)
         except Exception as failure:  # telemetry must never break the caller
             warn_once("call-end", "promptrecorder could not finish an LLM call's span: %r", failure)
-        request = self.request
         error_text = None if error is None else f"{type(error).__name__}: {error}"
         try:
             return self._store(result, error_text, complete, ended_ns)
