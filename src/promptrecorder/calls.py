@@ -205,10 +205,15 @@ class LLMCall:
         ended_ns = time.time_ns()
         duration_s = time.perf_counter() - self._started_perf
         try:
-            self._end_span(result, error, complete)
-            self._record_metrics(result, error, duration_s)
+            self._describe_outcome(result, error, complete)
         except Exception as failure:  # telemetry must never break the caller
-            warn_once("call-end", "promptrecorder could not finish an LLM call's span: %r", failure)
+            warn_once("call-end", "promptrecorder could not describe an LLM call's outcome: %r", failure)
+        finally:
+            self._span.end()  # on every path: a span left open would never be exported
+        try:
+            self._record_metrics(result, error, duration_s)
+        except Exception as failure:
+            warn_once("call-metrics", "promptrecorder could not record an LLM call's metrics: %r", failure)
         error_text = None if error is None else f"{type(error).__name__}: {error}"
         try:
             return self._store(result, error_text, complete, ended_ns)
@@ -240,7 +245,8 @@ class LLMCall:
             complete=complete,
         )
 
-    def _end_span(self, result: CallResult, error: BaseException | None, complete: bool) -> None:
+    def _describe_outcome(self, result: CallResult, error: BaseException | None, complete: bool) -> None:
+        """Set the response attributes, and the error if any, on the CLIENT span."""
         span = self._span
         if span.is_recording():
             attributes: dict[str, AttributeValue] = {}
@@ -272,7 +278,6 @@ class LLMCall:
                 span.set_attribute(semconv.ERROR_TYPE, type(error).__qualname__)
                 span.record_exception(error, attributes={"exception.message": error_text})
                 span.set_status(Status(StatusCode.ERROR, error_text))
-        span.end()
 
     def _record_metrics(self, result: CallResult, error: BaseException | None, duration_s: float) -> None:
         request = self.request

@@ -216,7 +216,10 @@ def _input_item_message(item: Any) -> dict[str, Any]:
             {"type": "text", "text": part["text"]} if isinstance(part, Mapping) and "text" in part else part
             for part in content
         ]
-    return {"role": str(item.get("role", "user")), "content": content}
+    # Items with a type but no role (reasoning, web_search_call...) come from the model's
+    # earlier output, passed back as `input += response.output`: they are the assistant's.
+    role = item.get("role") or ("assistant" if kind not in (None, "message") else "user")
+    return {"role": str(role), "content": content}
 
 
 def _function(item: Mapping[str, Any]) -> dict[str, Any]:

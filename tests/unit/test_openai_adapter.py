@@ -270,11 +270,6 @@ def test_responses_input_given_as_an_iterator_is_read_once_and_still_sent() -> N
     assert request.messages == ({"role": "user", "content": "Hi"},)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="openai_adapter bug: an input item with a type but no role (reasoning, web_search_call...) "
-    "becomes an empty *user* message, so the record's prompt is '' (fix: default such items to assistant)",
-)
 def test_reasoning_items_passed_back_do_not_become_the_users_prompt() -> None:
     """`input += response.output` passes reasoning items back; the prompt is still the user's question."""
     items = [
