@@ -2,7 +2,7 @@
 exported to a real OTLP receiver; every assertion is on what the receiver got.
 
 The calls are made as users make them: ``client.chat.completions.create`` on a client
-given to ``instrument_openai``. The server is fakellm on 127.0.0.1
+given to ``instrument_openai``, and the bots. The server is fakellm on 127.0.0.1
 (``llm_server.py``: its rules script the replies and the errors); the receivers are
 oteltest's sinks, over gRPC and HTTP/protobuf.
 """
@@ -10,6 +10,7 @@ oteltest's sinks, over gRPC and HTTP/protobuf.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import re
 from collections.abc import Iterator
@@ -19,11 +20,14 @@ import openai
 import pytest
 
 from promptrecorder import PromptRecorder, configure, flush, semconv
+from promptrecorder.bots import ChatBot, SimpleBot
 from promptrecorder.instrument import instrument_openai
 
 from .llm_server import (
     ANSWER,
     CAPITAL_QUESTION,
+    FOLLOW_UP,
+    FOLLOW_UP_ANSWER,
     INTERNAL_ERROR,
     RATE_LIMIT,
     TOOL_ARGUMENTS,
@@ -327,6 +331,24 @@ def test_a_stream_left_early_records_what_arrived_as_incomplete(
     assert response.attributes[semconv.RESPONSE_COMPLETE] is False
 
 
+def test_a_stream_dropped_unfinished_is_recorded_when_collected(
+    client: openai.OpenAI, receiver: Receiver
+) -> None:
+    """A stream read in part and then dropped (no close, no break out of a loop) ends its call when collected."""
+    with instrument_openai(client), PromptRecorder("dropped") as recorder:
+        stream = client.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True)
+        chunks = iter(stream)
+        next(chunks), next(chunks)  # the role chunk, then the first word
+        del stream, chunks
+        gc.collect()
+        assert [record.response for record in recorder.records] == [ANSWER.split()[0]]
+
+    session, call = _exported(receiver, "dropped")
+    assert call.attributes[semconv.RESPONSE_COMPLETE] is False
+    _, response = _pair(session)
+    assert response.attributes[semconv.RESPONSE_COMPLETE] is False
+
+
 @pytest.mark.parametrize(
     ("trigger", "error_type", "message"),
     [
@@ -388,3 +410,147 @@ def test_a_refused_connection_propagates_and_is_recorded(receiver: Receiver) -> 
     _, response = _pair(session)
     assert response.attributes[semconv.ERROR_TYPE] == "APIConnectionError"
     assert "Connection error" in str(response.attributes[semconv.RESPONSE_ERROR])
+
+
+# --- the bots ------------------------------------------------------------------------
+
+
+def test_a_simple_bot_call_arrives_like_a_direct_one(
+    llm_server: FakeLLMServer, client: openai.OpenAI, receiver: Receiver
+) -> None:
+    """SimpleBot: system + user sent, the reply returned, the same CLIENT span and pair exported."""
+    bot = SimpleBot(SYSTEM, model=MODEL, client=client, temperature=0.0)
+    with PromptRecorder("simple-bot") as recorder:
+        reply = bot(CAPITAL_QUESTION)
+    assert reply.content == ANSWER
+    assert reply.record is not None
+    assert reply.record == recorder.records[0]
+
+    session, call = _exported(receiver, "simple-bot")
+    assert _decoded(call.attributes) == _whole_call_attributes(
+        llm_server, reply.completion, {semconv.GEN_AI_REQUEST_TEMPERATURE: 0.0}
+    )
+    prompt, response = _pair(session)
+    assert prompt.attributes[semconv.RECORD_ID] == reply.record.id
+    assert json.loads(str(prompt.attributes[semconv.GEN_AI_INPUT_MESSAGES])) == INPUT_MESSAGES
+    assert response.attributes[semconv.RESPONSE_TEXT] == ANSWER
+
+
+def test_a_chat_bot_sends_and_records_the_whole_history(client: openai.OpenAI, receiver: Receiver) -> None:
+    """ChatBot, two turns: the second request (and its record) holds the first question and answer."""
+    bot = ChatBot(SYSTEM, model=MODEL, client=client)
+    with PromptRecorder("chat-bot"):
+        first, second = bot(CAPITAL_QUESTION), bot(FOLLOW_UP)
+    assert (first.content, second.content) == (ANSWER, FOLLOW_UP_ANSWER)
+
+    session, (_, call) = _exported_calls(receiver, "chat-bot", 2)
+    history = [
+        *INPUT_MESSAGES,
+        {"role": "assistant", "parts": [{"type": "text", "content": ANSWER}]},
+        {"role": "user", "parts": [{"type": "text", "content": FOLLOW_UP}]},
+    ]
+    assert json.loads(str(call.attributes[semconv.GEN_AI_INPUT_MESSAGES])) == history
+    pairs = _pairs(session)
+    assert [(p.attributes[semconv.PROMPT_TEXT], r.attributes[semconv.RESPONSE_TEXT]) for p, r in pairs] == [
+        (CAPITAL_QUESTION, ANSWER),
+        (FOLLOW_UP, FOLLOW_UP_ANSWER),
+    ]
+    assert json.loads(str(pairs[1][0].attributes[semconv.GEN_AI_INPUT_MESSAGES])) == history
+
+
+def test_a_bot_over_an_instrumented_client_records_each_call_once(
+    client: openai.OpenAI, receiver: Receiver
+) -> None:
+    """A bot whose client is instrumented too: one CLIENT span and one pair per call."""
+    bot = SimpleBot(SYSTEM, model=MODEL, client=client)
+    with instrument_openai(client), PromptRecorder("once") as recorder:
+        bot(CAPITAL_QUESTION)
+        "".join(bot.stream(CAPITAL_QUESTION))
+
+    session, _ = _exported_calls(receiver, "once", 2)
+    assert len(_pairs(session)) == 2
+    assert len(recorder.records) == 2
+
+
+def test_a_bot_awaited_with_acall_arrives_the_same_way(llm_server: FakeLLMServer, receiver: Receiver) -> None:
+    """`await bot.acall(...)` over an AsyncOpenAI client: the same span and pair."""
+
+    async def ask() -> Any:
+        async with llm_server.async_openai_client() as async_client:
+            bot = SimpleBot(SYSTEM, model=MODEL, async_client=async_client)
+            with PromptRecorder("acall"):
+                return await bot.acall(CAPITAL_QUESTION)
+
+    reply = asyncio.run(ask())
+    assert reply.content == ANSWER
+
+    session, call = _exported(receiver, "acall")
+    assert _decoded(call.attributes) == _whole_call_attributes(llm_server, reply.completion)
+    _, response = _pair(session)
+    assert response.attributes[semconv.RESPONSE_TEXT] == ANSWER
+
+
+def test_a_bot_stream_yields_the_text_and_records_it_whole(client: openai.OpenAI, receiver: Receiver) -> None:
+    """`bot.stream(...)` yields the words as they come; the record holds them all."""
+    bot = SimpleBot(SYSTEM, model=MODEL, client=client)
+    with PromptRecorder("bot-stream"):
+        pieces = list(bot.stream(CAPITAL_QUESTION))
+    assert len(pieces) == len(ANSWER.split())
+    assert "".join(pieces) == ANSWER
+
+    session, call = _exported(receiver, "bot-stream")
+    assert call.attributes[semconv.GEN_AI_REQUEST_STREAM] is True
+    assert semconv.GEN_AI_USAGE_OUTPUT_TOKENS not in call.attributes  # fakellm streams no usage
+    _, response = _pair(session)
+    assert response.attributes[semconv.RESPONSE_TEXT] == ANSWER
+    assert semconv.RESPONSE_COMPLETE not in response.attributes
+
+
+def test_a_bot_astream_yields_the_text_and_records_it_whole(
+    llm_server: FakeLLMServer, receiver: Receiver
+) -> None:
+    """`bot.astream(...)` over an AsyncOpenAI client: the whole text, recorded once it ends."""
+
+    async def ask() -> str:
+        async with llm_server.async_openai_client() as async_client:
+            bot = ChatBot(SYSTEM, model=MODEL, async_client=async_client)
+            with PromptRecorder("bot-astream"):
+                return "".join([piece async for piece in bot.astream(CAPITAL_QUESTION)])
+
+    assert asyncio.run(ask()) == ANSWER
+
+    session, call = _exported(receiver, "bot-astream")
+    assert json.loads(str(call.attributes[semconv.GEN_AI_OUTPUT_MESSAGES])) == _text_output(ANSWER)
+    _, response = _pair(session)
+    assert response.attributes[semconv.RESPONSE_TEXT] == ANSWER
+
+
+def test_a_bot_stream_left_early_is_recorded_incomplete_and_not_remembered(
+    client: openai.OpenAI, receiver: Receiver
+) -> None:
+    """Breaking out of `bot.stream(...)`: the words so far, marked incomplete; the ChatBot keeps no turn."""
+    bot = ChatBot(SYSTEM, model=MODEL, client=client)
+    with PromptRecorder("bot-early"):
+        for _ in bot.stream(CAPITAL_QUESTION):
+            break
+    assert bot.history == []
+
+    session, call = _exported(receiver, "bot-early")
+    assert call.attributes[semconv.RESPONSE_COMPLETE] is False
+    _, response = _pair(session)
+    assert response.attributes[semconv.RESPONSE_TEXT] == ANSWER.split()[0]
+    assert response.attributes[semconv.RESPONSE_COMPLETE] is False
+
+
+def test_a_bot_error_propagates_and_is_recorded(client: openai.OpenAI, receiver: Receiver) -> None:
+    """A 429 behind a ChatBot reaches the caller as RateLimitError; the history stays empty."""
+    bot = ChatBot(SYSTEM, model=MODEL, client=client)
+    with PromptRecorder("bot-error"), pytest.raises(openai.RateLimitError):
+        bot(f"{RATE_LIMIT} {CAPITAL_QUESTION}")
+    assert bot.history == []
+
+    session, call = _exported(receiver, "bot-error")
+    assert call.status_code == 2
+    assert call.attributes[semconv.ERROR_TYPE] == "RateLimitError"
+    _, response = _pair(session)
+    assert response.attributes[semconv.ERROR_TYPE] == "RateLimitError"
