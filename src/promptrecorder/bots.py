@@ -38,10 +38,8 @@ at a time, or replies are appended in the order they finish.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -50,7 +48,6 @@ import openai
 from promptrecorder.calls import Endpoint, describe_endpoint
 from promptrecorder.openai_adapter import CHAT, chat_result, chunk_text
 from promptrecorder.openai_calls import arecord_create, record_create
-from promptrecorder.recorder import current_recorder
 from promptrecorder.records import PromptRecord
 
 if TYPE_CHECKING:
@@ -163,36 +160,36 @@ class SimpleBot:
         """
         sent = self._messages(_check_message(message))
         client = self._clients.sync()
-        started = time.time_ns()
+        records: list[PromptRecord] = []
         completion = record_create(
             client.chat.completions.create,
             (),
             self._request(sent, stream=False),
             api=CHAT,
             endpoint=_endpoint(client),
+            on_record=records.append,
         )
-        return self._reply(message, sent, completion, started)
+        return self._reply(message, completion, records)
 
     async def acall(self, message: str) -> BotResponse:
         """The async twin of ``bot(message)``, through ``async_client``."""
         sent = self._messages(_check_message(message))
         client = self._clients.async_()
-        started = time.time_ns()
+        records: list[PromptRecord] = []
         completion = await arecord_create(
             client.chat.completions.create,
             (),
             self._request(sent, stream=False),
             api=CHAT,
             endpoint=_endpoint(client),
+            on_record=records.append,
         )
-        return self._reply(message, sent, completion, started)
+        return self._reply(message, completion, records)
 
-    def _reply(
-        self, message: str, sent: list[dict[str, Any]], completion: Any, started_ns: int
-    ) -> BotResponse:
+    def _reply(self, message: str, completion: Any, records: list[PromptRecord]) -> BotResponse:
         content = chat_result(completion).text
         self._remember(message, content)
-        return BotResponse(content, completion, _record_of(sent, content, started_ns))
+        return BotResponse(content, completion, records[0] if records else None)
 
     # --- streams -------------------------------------------------------------------------
 
@@ -396,26 +393,6 @@ def _settings(source: openai.OpenAI | openai.AsyncOpenAI, missing: str) -> dict[
 
 def _endpoint(client: openai.OpenAI | openai.AsyncOpenAI) -> Endpoint:
     return describe_endpoint(client.base_url, type(client).__name__)
-
-
-def _record_of(sent: list[dict[str, Any]], content: str, started_ns: int) -> PromptRecord | None:
-    """The record the innermost recorder kept for this call, or None outside any recorder.
-
-    ``record_create`` does not hand the record back, so it is found among the recorder's
-    newest records by what was sent and received (never another call's record: two calls
-    would have to send and receive the same text in the same moment to be confused).
-    """
-    recorder = current_recorder()
-    if recorder is None:
-        return None
-    started = datetime.fromtimestamp(started_ns / 1e9, timezone.utc)
-    messages = tuple(sent)
-    for record in reversed(recorder.records):
-        if record.ended_at < started:
-            break
-        if record.response == content and record.messages == messages:
-            return record
-    return None
 
 
 def _check_message(message: object) -> str:

@@ -23,6 +23,7 @@ from promptrecorder.openai_adapter import (
     response_result,
     responses_request,
 )
+from promptrecorder.records import PromptRecord
 
 
 class _StreamReader(Protocol):
@@ -48,7 +49,7 @@ def _is_stream(reply: Any) -> bool:
     return type(reply).__name__ in ("Stream", "AsyncStream")
 
 
-def _finish_whole(call: LLMCall, api: str, reply: Any) -> None:
+def _finish_whole(call: LLMCall, api: str, reply: Any) -> PromptRecord | None:
     complete = True
     try:
         kind = type(reply).__name__
@@ -64,7 +65,7 @@ def _finish_whole(call: LLMCall, api: str, reply: Any) -> None:
     except Exception as error:  # an unexpected reply shape: keep the call, say so once
         warn_once("reply-shape", "promptrecorder could not read an openai reply (%r)", error)
         result = CallResult()
-    call.finish(result, complete=complete)
+    return call.finish(result, complete=complete)
 
 
 # openai's raw-response wrappers, in every version, by name as in ``_is_stream``.
@@ -72,9 +73,19 @@ _RAW_REPLIES = ("LegacyAPIResponse", "APIResponse", "AsyncAPIResponse")
 
 
 def record_create(
-    create: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], *, api: str, endpoint: Endpoint
+    create: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    *,
+    api: str,
+    endpoint: Endpoint,
+    on_record: Callable[[PromptRecord], object] | None = None,
 ) -> Any:
-    """Call ``create(*args, **kwargs)``, recording it inside an active recorder."""
+    """Call ``create(*args, **kwargs)``, recording it inside an active recorder.
+
+    ``on_record`` receives the record of a whole (not streamed) reply, for callers such as
+    the bots that hand it back.
+    """
     call = _start(api, kwargs, endpoint)
     if call is None:
         return create(*args, **kwargs)
@@ -86,7 +97,9 @@ def record_create(
         raise
     if _is_stream(reply):
         return RecordedStream(reply, call, _reader(api))
-    _finish_whole(call, api, reply)
+    record = _finish_whole(call, api, reply)
+    if record is not None and on_record is not None:
+        on_record(record)
     return reply
 
 
@@ -97,6 +110,7 @@ async def arecord_create(
     *,
     api: str,
     endpoint: Endpoint,
+    on_record: Callable[[PromptRecord], object] | None = None,
 ) -> Any:
     """The async twin of ``record_create``."""
     call = _start(api, kwargs, endpoint)
@@ -110,7 +124,9 @@ async def arecord_create(
         raise
     if _is_stream(reply):
         return RecordedAsyncStream(reply, call, _reader(api))
-    _finish_whole(call, api, reply)
+    record = _finish_whole(call, api, reply)
+    if record is not None and on_record is not None:
+        on_record(record)
     return reply
 
 

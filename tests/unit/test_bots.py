@@ -806,3 +806,15 @@ def test_a_bots_provider_and_server_come_from_its_clients_base_url(tracing: Trac
     span_attributes = attributes(client_spans(tracing)[0])
     assert (span_attributes["gen_ai.provider.name"], span_attributes["server.port"]) == ("127.0.0.1", 8080)
     assert recorder.records[0].provider == "127.0.0.1"
+
+
+def test_the_record_is_handed_back_even_when_scrubbing_changed_its_text(tracing: Tracing) -> None:
+    """response.record is the call's own record, also when a secret in the reply was scrubbed."""
+    key = "sk-proj-Ab3dEfGhIjKlMnOpQrStUvWxYz0123456789"
+    bot = SimpleBot(SYSTEM, client=FakeOpenAI(completion(f"Your key is {key}")).client())
+    with PromptRecorder("scrubbed", tracer_provider=tracing.provider) as recorder:
+        response = bot(QUESTION)
+    assert response.content == f"Your key is {key}"  # what the caller gets is never changed
+    assert response.record is not None
+    assert response.record is recorder.records[0]
+    assert response.record.response == "Your key is [REDACTED:openai_api_key]"
