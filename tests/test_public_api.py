@@ -8,17 +8,23 @@ import promptrecorder
 def test_all_is_pinned_and_sorted() -> None:
     """Adding or removing a public name is a decision: this list changes with it."""
     assert promptrecorder.__all__ == [
+        "BotResponse",
+        "ChatBot",
         "DeliveryStats",
+        "Instrumentation",
         "MissingDependencyError",
         "PromptRecord",
         "PromptRecorder",
         "PromptRecorderError",
+        "SecretScrubber",
+        "SimpleBot",
         "__version__",
         "autorecord",
         "configure",
         "current_recorder",
         "delivery_stats",
         "flush",
+        "instrument_openai",
         "read_jsonl",
         "shutdown",
     ]

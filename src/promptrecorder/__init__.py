@@ -14,24 +14,33 @@ Example:
 from __future__ import annotations
 
 from promptrecorder._version import __version__
+from promptrecorder.bots import BotResponse, ChatBot, SimpleBot
 from promptrecorder.delivery import DeliveryStats
 from promptrecorder.errors import MissingDependencyError, PromptRecorderError
+from promptrecorder.instrument import Instrumentation, instrument_openai
 from promptrecorder.recorder import PromptRecorder, autorecord, current_recorder
 from promptrecorder.records import PromptRecord, read_jsonl
+from promptrecorder.redaction import SecretScrubber
 from promptrecorder.telemetry import configure, delivery_stats, flush, shutdown
 
 __all__ = [
+    "BotResponse",
+    "ChatBot",
     "DeliveryStats",
+    "Instrumentation",
     "MissingDependencyError",
     "PromptRecord",
     "PromptRecorder",
     "PromptRecorderError",
+    "SecretScrubber",
+    "SimpleBot",
     "__version__",
     "autorecord",
     "configure",
     "current_recorder",
     "delivery_stats",
     "flush",
+    "instrument_openai",
     "read_jsonl",
     "shutdown",
 ]
