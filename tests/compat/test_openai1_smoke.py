@@ -25,6 +25,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 import promptrecorder
 from promptrecorder import PromptRecorder, semconv
+from promptrecorder.bots import ChatBot, SimpleBot
 from promptrecorder.calls import describe_endpoint
 from promptrecorder.instrument import instrument_openai
 from promptrecorder.openai_adapter import CHAT
@@ -304,3 +305,39 @@ def test_instrumenting_every_client_covers_async_clients_and_is_undone(api: Fake
     finally:
         handle.uninstrument()
     assert completions.create is original
+
+
+# --- the bots ------------------------------------------------------------------------------
+
+
+def test_a_bot_records_whole_and_streamed_replies(client: openai.OpenAI, spans: Spans) -> None:
+    """SimpleBot: bot(message) and bot.stream(message) are recorded like direct calls."""
+    bot = SimpleBot(MESSAGES[0]["content"], model=MODEL, client=client)
+    with spans.recorder():
+        reply = bot(MESSAGES[1]["content"])
+    assert reply.content == ANSWER
+    assert reply.record is not None
+    _assert_whole_call(spans)
+    spans.exporter.clear()
+    with spans.recorder():
+        assert "".join(bot.stream(MESSAGES[1]["content"])) == ANSWER
+    _assert_whole_call(spans, stream=True)
+
+
+def test_a_bot_records_acall_and_astream(api: FakeAPI, spans: Spans) -> None:
+    """ChatBot on an AsyncOpenAI: acall and astream are recorded, and the history grows."""
+
+    async def run() -> None:
+        async with _async_client(api) as async_client:
+            bot = ChatBot(MESSAGES[0]["content"], model=MODEL, async_client=async_client)
+            with spans.recorder():
+                assert (await bot.acall(MESSAGES[1]["content"])).content == ANSWER
+            _assert_whole_call(spans)
+            spans.exporter.clear()
+            with spans.recorder():
+                assert "".join([text async for text in bot.astream(MESSAGES[1]["content"])]) == ANSWER
+            _assert_whole_call(spans, stream=True)
+            assert len(bot.history) == 4
+
+    asyncio.run(run())
+    assert [len(request["messages"]) for request in api.requests] == [2, 4]
