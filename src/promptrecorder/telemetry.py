@@ -16,7 +16,9 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+import requests
 from opentelemetry import trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
@@ -388,7 +390,33 @@ def _otlp_exporter(
         OTLPSpanExporter as HttpExporter,
     )
 
-    return HttpExporter(endpoint=url, headers=headers, timeout=timeout), f"{url} (OTLP/HTTP)"
+    return (
+        HttpExporter(endpoint=url, headers=headers, timeout=timeout, session=_otlp_session()),
+        f"{url} (OTLP/HTTP)",
+    )
+
+
+def _otlp_session() -> requests.Session | None:
+    """A session that keeps the CA bundle the OTLP variables name, when they name one.
+
+    The requests library lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override a session's own
+    CA (psf/requests#3829), so an OTEL_EXPORTER_OTLP_CERTIFICATE would be silently ignored
+    on machines that set either; proxies and other environment settings still apply.
+    """
+    if not (
+        settings.env(settings.OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE)
+        or settings.env(settings.OTEL_EXPORTER_OTLP_CERTIFICATE)
+    ):
+        return None
+    return _PinnedCaSession()
+
+
+class _PinnedCaSession(requests.Session):
+    def merge_environment_settings(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        merged: dict[str, Any] = super().merge_environment_settings(*args, **kwargs)
+        if isinstance(self.verify, str):
+            merged["verify"] = self.verify
+        return merged
 
 
 def resolve_protocol(protocol: str | None) -> str:

@@ -1,0 +1,170 @@
+"""OTLP over TLS with a self-signed certificate on loopback, with auth headers, and no secret leaks.
+
+The receivers are the harness's own (oteltest's servicer and HTTP sink), served over TLS
+with a certificate from a throwaway CA made by ``trustme``. The exporter trusts that CA
+through the standard ``OTEL_EXPORTER_OTLP_CERTIFICATE`` variable.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from collections.abc import Iterator
+from concurrent import futures
+from pathlib import Path
+
+import grpc
+import pytest
+import trustme
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
+from oteltest.sink import HttpSink
+from oteltest.sink.private import _TraceServiceServicer
+
+from promptrecorder import PromptRecorder, autorecord, configure, flush
+
+from .receivers import (
+    LOOPBACK,
+    GrpcReceiver,
+    HttpReceiver,
+    LoopbackHttpSink,
+    Receiver,
+    _OtlpHttpRequestHandler,
+    _OtlpHttpServer,
+)
+
+pytestmark = pytest.mark.usefixtures("global_tracing")
+
+TOKEN = "Bearer tls-test-token-0123456789abcdef"
+
+
+@pytest.fixture(scope="module")
+def authority() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture
+def ca_file(authority: trustme.CA, tmp_path: Path) -> Path:
+    path = tmp_path / "ca.pem"
+    authority.cert_pem.write_to_path(str(path))
+    return path
+
+
+class _TlsGrpcSink:
+    """oteltest's trace servicer on a TLS gRPC port of 127.0.0.1."""
+
+    def __init__(self, store: object, key: bytes, chain: bytes) -> None:
+        self._executor = futures.ThreadPoolExecutor(max_workers=2)
+        self.svr = grpc.server(self._executor, options=[("grpc.so_reuseport", 0)])
+        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(
+            _TraceServiceServicer(store.handle_trace),  # type: ignore[attr-defined]
+            self.svr,
+        )
+        credentials = grpc.ssl_server_credentials([(key, chain)])
+        self.port = self.svr.add_secure_port(f"{LOOPBACK}:0", credentials)
+
+    def start(self) -> None:
+        self.svr.start()
+
+    def stop(self, grace: float | None = None) -> None:
+        self.svr.stop(grace=grace).wait()
+        self._executor.shutdown(wait=True)
+
+
+class TlsGrpcReceiver(GrpcReceiver):
+    def __init__(self, authority: trustme.CA) -> None:
+        super().__init__()
+        self._certificate = authority.issue_cert(LOOPBACK)
+
+    @property
+    def endpoint(self) -> str:
+        return f"https://{LOOPBACK}:{self.port}"
+
+    def start(self) -> None:
+        key = self._certificate.private_key_pem.bytes()
+        chain = b"".join(blob.bytes() for blob in self._certificate.cert_chain_pems)
+        self.sink = _TlsGrpcSink(self._store, key, chain)  # type: ignore[assignment]
+        self.sink.start()  # type: ignore[union-attr]
+        self._port = self.sink.port  # type: ignore[union-attr]
+
+
+class _TlsHttpSink(LoopbackHttpSink):
+    def __init__(self, store: object, context: ssl.SSLContext) -> None:
+        super().__init__(store)  # type: ignore[arg-type]
+        self._context = context
+
+    def start(self) -> None:
+        self.httpd = _OtlpHttpServer(_OtlpHttpRequestHandler, self)
+        self.httpd.socket = self._context.wrap_socket(self.httpd.socket, server_side=True)
+        self.port = self.httpd.server_address[1]
+        HttpSink.start(self)
+
+
+class TlsHttpReceiver(HttpReceiver):
+    def __init__(self, authority: trustme.CA) -> None:
+        super().__init__()
+        self._context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        authority.issue_cert(LOOPBACK).configure_cert(self._context)
+
+    @property
+    def endpoint(self) -> str:
+        return f"https://{LOOPBACK}:{self.port}"
+
+    def start(self) -> None:
+        self.sink = _TlsHttpSink(self._store, self._context)
+        self.sink.start()
+        self._port = self.sink.port
+
+
+@pytest.fixture(params=["grpc", "http/protobuf"], ids=["grpc", "http"])
+def tls_receiver(request: pytest.FixtureRequest, authority: trustme.CA) -> Iterator[Receiver]:
+    receiver: Receiver = TlsGrpcReceiver(authority) if request.param == "grpc" else TlsHttpReceiver(authority)
+    with receiver:
+        yield receiver
+
+
+def test_export_over_tls_with_auth_headers_arrives_and_leaks_nothing(
+    tls_receiver: Receiver, ca_file: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Spans reach a TLS receiver with the auth header; the token is in no span, record or log line.
+
+    REQUESTS_CA_BUNDLE is set to the system bundle on purpose: the requests library would
+    let it override the CA the OTLP variable names (psf/requests#3829), and the export must
+    still trust the OTLP one.
+    """
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_CERTIFICATE", str(ca_file))
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", ssl.get_default_verify_paths().openssl_cafile or "")
+    with caplog.at_level(logging.DEBUG):
+        configure(
+            endpoint=tls_receiver.endpoint, protocol=tls_receiver.protocol, headers={"Authorization": TOKEN}
+        )
+        with PromptRecorder("secure") as recorder:
+            autorecord("over TLS", "arrived")
+        assert flush(timeout=10)
+    (span,) = tls_receiver.wait_for_spans(1)
+    assert span.name == "secure"
+    assert [str(event.attributes["prompt"]) for event in span.events[:1]] == ["over TLS"]
+    assert tls_receiver.headers()[0]["authorization"] == TOKEN
+    assert TOKEN not in repr(span)
+    assert TOKEN not in repr(recorder.records)
+    assert all("tls-test-token" not in record.getMessage() for record in caplog.records)
+
+
+def test_a_tls_receiver_the_exporter_does_not_trust_gets_nothing_and_it_is_said_plainly(
+    tls_receiver: Receiver, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Without the CA, the handshake fails: flush() is False and one warning names the endpoint."""
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_CERTIFICATE", raising=False)
+    configure(
+        endpoint=tls_receiver.endpoint,
+        protocol=tls_receiver.protocol,
+        headers={"Authorization": TOKEN},
+        timeout=2,
+    )
+    with caplog.at_level(logging.WARNING, logger="promptrecorder"), PromptRecorder("untrusted"):
+        autorecord("p", "r")
+    assert flush(timeout=10) is False
+    assert tls_receiver.spans() == []
+    warnings = [record.getMessage() for record in caplog.records if record.name == "promptrecorder"]
+    assert len(warnings) == 1
+    assert tls_receiver.endpoint.split("//")[1] in warnings[0]
+    assert "tls-test-token" not in warnings[0]
