@@ -24,10 +24,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 import promptrecorder
-from promptrecorder import PromptRecorder, semconv
-from promptrecorder.bots import ChatBot, SimpleBot
+from promptrecorder import ChatBot, PromptRecorder, SimpleBot, instrument_openai, semconv
 from promptrecorder.calls import describe_endpoint
-from promptrecorder.instrument import instrument_openai
 from promptrecorder.openai_adapter import CHAT
 from promptrecorder.openai_calls import arecord_create, record_create
 

@@ -19,9 +19,7 @@ from typing import Any
 import openai
 import pytest
 
-from promptrecorder import PromptRecorder, configure, flush, semconv
-from promptrecorder.bots import ChatBot, SimpleBot
-from promptrecorder.instrument import instrument_openai
+from promptrecorder import ChatBot, PromptRecorder, SimpleBot, configure, flush, instrument_openai, semconv
 
 from .llm_server import (
     ANSWER,
