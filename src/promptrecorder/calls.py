@@ -38,7 +38,7 @@ from promptrecorder.content import (
 )
 from promptrecorder.recorder import active_chain, store_pair
 from promptrecorder.records import PromptRecord
-from promptrecorder.redaction import RedactionCounter
+from promptrecorder.redaction import RedactionCounter, exception_details
 
 # Content shown on CLIENT spans passes the same policy as the record, uncounted (the
 # record's pass is the one counted).
@@ -273,11 +273,10 @@ class LLMCall:
                 attributes[semconv.RESPONSE_COMPLETE] = False
             span.set_attributes(attributes)
             if error is not None:
-                # The message may quote content or a key (openai's 401 names the key's tail).
-                error_text = export_text(policy.text(f"{type(error).__name__}: {error}", _UNCOUNTED), 1024)[0]
+                description, details = exception_details(policy, error)
                 span.set_attribute(semconv.ERROR_TYPE, type(error).__qualname__)
-                span.record_exception(error, attributes={"exception.message": error_text})
-                span.set_status(Status(StatusCode.ERROR, error_text))
+                span.record_exception(error, attributes=details)
+                span.set_status(Status(StatusCode.ERROR, export_text(description, 1024)[0]))
 
     def _record_metrics(self, result: CallResult, error: BaseException | None, duration_s: float) -> None:
         request = self.request

@@ -33,7 +33,13 @@ from opentelemetry.util.types import AttributeValue
 from promptrecorder import ledger, semconv
 from promptrecorder._diagnostics import warn_once
 from promptrecorder._version import __version__
-from promptrecorder.content import DEFAULT_MAX_CONTENT_LENGTH, check_prompt, check_response, last_user_text
+from promptrecorder.content import (
+    DEFAULT_MAX_CONTENT_LENGTH,
+    check_prompt,
+    check_response,
+    export_text,
+    last_user_text,
+)
 from promptrecorder.events import (
     as_attribute_value,
     prompt_event_attributes,
@@ -57,6 +63,7 @@ from promptrecorder.redaction import (
     SecretScrubber,
     capture_from_environment,
     check_capture,
+    exception_details,
 )
 
 if TYPE_CHECKING:
@@ -466,9 +473,10 @@ class _Activation:
                     span.set_attribute(semconv.SEGMENT_COUNT, self.segment_index + 1)
                 span.set_attribute(semconv.RECORD_COUNT, self.records)
                 if exc is not None and not isinstance(exc, GeneratorExit):
+                    description, details = exception_details(self.policy, exc)
                     span.set_attribute(semconv.ERROR_TYPE, type(exc).__qualname__)
-                    span.record_exception(exc)
-                    span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+                    span.record_exception(exc, attributes=details)
+                    span.set_status(Status(StatusCode.ERROR, export_text(description, 1024)[0]))
             finally:
                 span.end()
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 import threading
+import traceback
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
@@ -198,3 +199,21 @@ def check_capture(value: object) -> CaptureMode:
     if value not in CAPTURE_MODES:
         raise ValueError(f"`capture` must be one of {CAPTURE_MODES}, got {value!r}")
     return value
+
+
+def exception_details(policy: ContentPolicy, error: BaseException) -> tuple[str, dict[str, str]]:
+    """A span status description and ``exception.*`` attributes for ``error``, under ``policy``.
+
+    An error's message and stack trace can quote content or a key (openai's 401 quotes the
+    key it was given), so they pass the same scrubbing and hook as content; with no text
+    captured, only the type is kept.
+    """
+    kind = type(error).__qualname__
+    if not policy.keeps_text:
+        return kind, {"exception.message": "", "exception.stacktrace": ""}
+    uncounted = RedactionCounter()
+    message = policy.text(str(error), uncounted)
+    stack = policy.text(
+        "".join(traceback.format_exception(type(error), error, error.__traceback__)), uncounted
+    )
+    return f"{type(error).__name__}: {message}", {"exception.message": message, "exception.stacktrace": stack}

@@ -232,3 +232,56 @@ def test_bad_content_arguments_fail_at_construction(
     """capture, redact and scrub_secrets are checked when the recorder is made."""
     with pytest.raises(error, match="`"):
         PromptRecorder("bad", **kwargs)  # type: ignore[arg-type]
+
+
+def test_the_openai_api_key_never_reaches_spans_records_or_logs(
+    tracing: Tracing, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 401 whose message quotes the whole key: the caller's exception is untouched, but the
+    record, the CLIENT span and promptrecorder's logs only ever hold the redacted form."""
+    import openai
+
+    from promptrecorder import SimpleBot
+    from tests.fake_openai import FakeOpenAI, error_reply
+
+    key = SECRETS["openai_api_key"]
+    server = FakeOpenAI(error_reply(401, f"Incorrect API key provided: {key}."))
+    bot = SimpleBot("system", client=server.client(api_key=key))
+    with (
+        caplog.at_level(logging.DEBUG, logger="promptrecorder"),
+        PromptRecorder("auth", tracer_provider=tracing.provider) as recorder,
+        pytest.raises(openai.AuthenticationError) as raised,
+    ):
+        bot("hello")
+    assert key in str(raised.value)  # what the caller gets is never changed
+    assert server.requests[0].headers["authorization"] == f"Bearer {key}"
+    (record,) = recorder.records
+    assert record.error is not None
+    assert "[REDACTED:openai_api_key]" in record.error
+    everything = repr(recorder.records) + repr([span.to_json() for span in tracing.spans()])
+    assert key not in everything
+    assert all(key not in message for message in caplog.messages)
+
+
+def test_an_exception_leaving_a_block_is_scrubbed_on_the_span(tracing: Tracing) -> None:
+    """The recorder span's status and exception event never carry a key the exception quoted."""
+    key = SECRETS["github_token"]
+    with pytest.raises(RuntimeError), PromptRecorder("leaky", tracer_provider=tracing.provider):
+        raise RuntimeError(f"token {key} rejected")
+    span = tracing.span("leaky")
+    assert key not in span.to_json()
+    assert "[REDACTED:github_token]" in (span.status.description or "")
+
+
+def test_with_metadata_capture_an_exception_keeps_only_its_type(tracing: Tracing) -> None:
+    """No text captured: the exception's message and stack trace stay out of the span too."""
+    with (
+        pytest.raises(ValueError, match="customer"),
+        PromptRecorder("quiet", tracer_provider=tracing.provider, capture="metadata"),
+    ):
+        raise ValueError("customer said: my password is hunter2")
+    span = tracing.span("quiet")
+    assert "hunter2" not in span.to_json()
+    assert span.status.description == "ValueError"
+    assert span.attributes is not None
+    assert span.attributes["error.type"] == "ValueError"
