@@ -66,6 +66,10 @@ __all__ = [
 ]
 
 http: Any = openai_http_module()
+
+# openai 3.x wraps a connection dropped mid-stream in APIConnectionError; 1.x and 2.x let
+# the HTTP library's ReadError through.
+MIDSTREAM_ERRORS: tuple[type[BaseException], ...] = (openai.APIConnectionError, http.ReadError)
 """The HTTP library the installed openai is built on (httpx2 or httpx): use its exception classes."""
 
 BASE_URL = "https://api.openai.com/v1"

@@ -103,15 +103,21 @@ def chat_result(completion: Any) -> CallResult:
     return result
 
 
+def _field(value: Any, name: str) -> Any:
+    """``value.name``, or ``value[name]`` for a dict: older openai 1.x leaves newer
+    fields (the usage details) as plain dicts."""
+    if isinstance(value, Mapping):
+        return value.get(name)
+    return getattr(value, name, None)
+
+
 def _read_chat_usage(result: CallResult, usage: Any) -> None:
     if usage is None:
         return
-    result.input_tokens = getattr(usage, "prompt_tokens", None)
-    result.output_tokens = getattr(usage, "completion_tokens", None)
-    result.cache_read_tokens = getattr(getattr(usage, "prompt_tokens_details", None), "cached_tokens", None)
-    result.reasoning_tokens = getattr(
-        getattr(usage, "completion_tokens_details", None), "reasoning_tokens", None
-    )
+    result.input_tokens = _field(usage, "prompt_tokens")
+    result.output_tokens = _field(usage, "completion_tokens")
+    result.cache_read_tokens = _field(_field(usage, "prompt_tokens_details"), "cached_tokens")
+    result.reasoning_tokens = _field(_field(usage, "completion_tokens_details"), "reasoning_tokens")
 
 
 def chunk_text(chunk: Any) -> str:

@@ -24,21 +24,9 @@ HOST = "api.openai.com"
 CREATED = 1_767_225_600
 
 
-def _typed_usage_details() -> bool:
-    from openai.types import CompletionUsage
-
-    return "prompt_tokens_details" in CompletionUsage.model_fields
-
-
-# Older openai 1.x has no typed usage details: they arrive as plain dicts in extra fields,
-# which openai_adapter does not read (yet), so cache and reasoning tokens go unrecorded there.
-USAGE_DETAILS_TYPED = _typed_usage_details()
-
-
 def chat_usage_details(cached: int, reasoning: int) -> dict[str, Any]:
-    """The span attributes of a chat reply's usage details, where this openai types them."""
-    if not USAGE_DETAILS_TYPED:
-        return {}
+    """The span attributes of a chat reply's usage details (typed in newer openai, plain
+    dicts in older 1.x: both are read)."""
     return {
         semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: cached,
         semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: reasoning,

@@ -20,6 +20,7 @@ from tests.conftest import Tracing
 from tests.fake_openai import (
     BASE_URL,
     COMPLETION_ID,
+    MIDSTREAM_ERRORS,
     MODEL,
     RESPONSE_MODEL,
     CapturedRequest,
@@ -433,18 +434,18 @@ def test_a_server_failing_mid_stream_is_recorded_and_raised(tracing: Tracing) ->
     received: list[str] = []
     with (
         PromptRecorder("dropped", tracer_provider=tracing.provider) as recorder,
-        pytest.raises(openai.APIConnectionError) as raised,
+        pytest.raises(MIDSTREAM_ERRORS) as raised,
     ):
         for text in SimpleBot(SYSTEM, client=server.client()).stream(QUESTION):
             received.append(text)
-    assert isinstance(raised.value.__cause__, http.ReadError)
+    kind = type(raised.value).__name__
     assert received == ["one ", "two "]
     (record,) = recorder.records
     assert (record.response, record.complete) == ("one two ", False)
-    assert record.error == f"APIConnectionError: {raised.value}"
+    assert record.error == f"{kind}: {raised.value}"
     (span,) = client_spans(tracing)
     assert span.status.status_code == StatusCode.ERROR
-    assert attributes(span)["error.type"] == "APIConnectionError"
+    assert attributes(span)["error.type"] == kind
     assert server.closed_streams == 1
 
 
@@ -491,13 +492,12 @@ def test_astream_failing_midway_is_recorded_and_raised(tracing: Tracing) -> None
             async for _ in bot.astream(QUESTION):
                 pass
 
-    with pytest.raises(openai.APIConnectionError) as raised:
+    with pytest.raises(MIDSTREAM_ERRORS) as raised:
         run(main())
-    assert isinstance(raised.value.__cause__, http.ReadError)
     (span,) = client_spans(tracing)
     assert (span.status.status_code, attributes(span)["error.type"]) == (
         StatusCode.ERROR,
-        "APIConnectionError",
+        type(raised.value).__name__,
     )
     assert json.loads(attributes(span)["gen_ai.output.messages"])[0]["parts"][0]["content"] == "one "
 
@@ -654,7 +654,7 @@ def test_a_chatbot_remembers_a_stream_only_when_it_completes() -> None:
     assert "".join(bot.stream("Q1")) == "Whole answer."
     for _ in bot.stream("Q2"):
         break
-    with pytest.raises(openai.APIConnectionError):
+    with pytest.raises(MIDSTREAM_ERRORS):
         list(bot.stream("Q3"))
     assert bot.history == [
         {"role": "user", "content": "Q1"},

@@ -24,7 +24,7 @@ from promptrecorder.openai_adapter import (
 )
 from tests.fake_openai import RESPONSE_MODEL, chunks, completion, token_usage, tool_call
 
-from .recorded_calls import USAGE_DETAILS_TYPED, has_responses_api, response_events, response_object
+from .recorded_calls import has_responses_api, response_events, response_object
 
 ENDPOINT = Endpoint("openai", "api.openai.com", 443)
 needs_responses = pytest.mark.skipif(not has_responses_api(), reason="this openai has no Responses API")
@@ -150,8 +150,8 @@ def test_a_chat_completion_gives_text_finish_reasons_tool_calls_and_usage() -> N
         tool_calls=(called,),
         input_tokens=12,
         output_tokens=3,
-        cache_read_tokens=2 if USAGE_DETAILS_TYPED else None,
-        reasoning_tokens=1 if USAGE_DETAILS_TYPED else None,
+        cache_read_tokens=2,
+        reasoning_tokens=1,
     )
 
 
@@ -367,4 +367,24 @@ def test_a_responses_stream_reader_left_early_keeps_the_deltas() -> None:
         "resp_1",
         None,
         (),
+    )
+
+
+def test_usage_details_given_as_plain_dicts_are_read() -> None:
+    """Older openai 1.x keeps usage details as dicts; cached and reasoning tokens still arrive."""
+    from types import SimpleNamespace
+
+    usage = SimpleNamespace(
+        prompt_tokens=10,
+        completion_tokens=4,
+        prompt_tokens_details={"cached_tokens": 6},
+        completion_tokens_details={"reasoning_tokens": 2},
+    )
+    completion = SimpleNamespace(model="m", id="c", choices=[], usage=usage)
+    result = chat_result(completion)
+    assert (result.input_tokens, result.output_tokens, result.cache_read_tokens, result.reasoning_tokens) == (
+        10,
+        4,
+        6,
+        2,
     )

@@ -21,6 +21,7 @@ from promptrecorder.openai_calls import RecordedAsyncStream, RecordedStream
 from tests.conftest import Tracing
 from tests.fake_openai import (
     COMPLETION_ID,
+    MIDSTREAM_ERRORS,
     MODEL,
     RESPONSE_MODEL,
     FakeOpenAI,
@@ -49,9 +50,6 @@ from .recorded_calls import (
 
 QUESTION = "What is the capital of France?"
 MESSAGES = [{"role": "user", "content": QUESTION}]
-# openai 3.x raises APIConnectionError for a connection dropped mid-stream; older ones let
-# the HTTP library's ReadError through.
-MIDSTREAM_ERRORS = (openai.APIConnectionError, http.ReadError)
 MIDSTREAM_ERROR = "APIConnectionError" if "httpx2" in http.__name__ else "ReadError"
 needs_responses = pytest.mark.skipif(not has_responses_api(), reason="this openai has no Responses API")
 
