@@ -18,6 +18,7 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import json
 import os
@@ -39,6 +40,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 import promptrecorder
 from promptrecorder import PromptRecorder, autorecord
+from promptrecorder.events import prompt_event_attributes, response_event_attributes
+from promptrecorder.semconv import EVENT_PROMPT, EVENT_RESPONSE
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "overhead.json"
 
@@ -104,6 +107,38 @@ def _loop_bare_span_two_events(n: int) -> None:
         span.end()
 
 
+def _our_event_attributes() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The attributes of the two events ``autorecord_active`` adds, exactly as it builds them."""
+    with PromptRecorder("bench-attributes") as recorder:  # no provider: nothing is exported
+        record = autorecord("prompt text", "response text", model="m", input_tokens=3, output_tokens=5)
+    assert record is not None
+    limit = recorder.max_content_length
+    prompt = prompt_event_attributes(
+        record_id=record.id,
+        prompt=record.prompt,
+        messages=None,
+        model="m",
+        input_tokens=3,
+        metadata=record.metadata,
+        limit=limit,
+    )
+    response = response_event_attributes(
+        record_id=record.id, response=record.response, model="m", output_tokens=5, limit=limit
+    )
+    return prompt, response
+
+
+_OUR_PROMPT_ATTRIBUTES, _OUR_RESPONSE_ATTRIBUTES = _our_event_attributes()
+
+
+def _loop_sdk_events_ours(span: Any, n: int) -> None:
+    prompt, response = _OUR_PROMPT_ATTRIBUTES, _OUR_RESPONSE_ATTRIBUTES
+    for _ in range(n):
+        now = time.time_ns()
+        span.add_event(EVENT_PROMPT, prompt, now)
+        span.add_event(EVENT_RESPONSE, response, now)
+
+
 def _loop_autorecord_active(n: int) -> None:
     record = autorecord
     for _ in range(n):
@@ -148,6 +183,23 @@ def _batch_bare_events(n: int) -> tuple[int, int]:
         span.end()
 
 
+def _batch_sdk_events_ours(n: int) -> tuple[int, int]:
+    # Like autorecord_active, a fresh span takes at most 127 events: batches of 63 pairs on
+    # spans started and ended outside the timing, so the SDK never drops an event here.
+    _EXPORTER.clear()
+    wall = cpu = 0
+    left = n
+    while left:
+        chunk = min(left, 63)
+        span = _TRACER.start_span("bench span")
+        try:
+            chunk_wall, chunk_cpu = _timed(functools.partial(_loop_sdk_events_ours, span), chunk)
+        finally:
+            span.end()
+        wall, cpu, left = wall + chunk_wall, cpu + chunk_cpu, left - chunk
+    return wall, cpu
+
+
 def _batch_bare_span_two_events(n: int) -> tuple[int, int]:
     _EXPORTER.clear()
     return _timed(_loop_bare_span_two_events, n)
@@ -171,7 +223,7 @@ class Case:
     cpu_ns: list[float] = field(default_factory=list)
 
 
-def _cases() -> list[Case]:
+def cases() -> list[Case]:
     return [
         Case(
             "empty_loop",
@@ -202,6 +254,13 @@ def _cases() -> list[Case]:
             _batch_bare_span_two_events,
         ),
         Case(
+            "sdk_events_ours",
+            "the two span.add_event calls autorecord_active makes, with its very attributes and "
+            "timestamps, prebuilt, on an SDK span started outside the timing: the part of "
+            "autorecord_active that is the SDK's; per pair",
+            _batch_sdk_events_ours,
+        ),
+        Case(
             "autorecord_active",
             'autorecord("prompt text", "response text", model="m", input_tokens=3, output_tokens=5) '
             'inside `with PromptRecorder("bench", tracer_provider=..., max_records=1000)`',
@@ -212,8 +271,11 @@ def _cases() -> list[Case]:
 
 # (numerator, denominator, target: the numerator must be at most this many denominators)
 RATIOS: list[tuple[str, str, float | None]] = [
-    ("autorecord_idle", "floor", 2.0),
+    ("autorecord_idle", "floor_append", 2.0),
+    ("autorecord_idle", "floor", None),
     ("autorecord_active", "bare_span_two_events", 0.5),
+    ("sdk_events_ours", "bare_span_two_events", None),
+    ("autorecord_active", "sdk_events_ours", None),
     ("autorecord_active", "bare_events", None),
 ]
 
@@ -233,13 +295,13 @@ def _calibrate(case: Case, batch_ns: float) -> int:
 
 
 def run(rounds: int, batch_ms: float, seed: int) -> tuple[list[Case], list[list[str]]]:
-    cases = _cases()
-    for case in cases:
+    all_cases = cases()
+    for case in all_cases:
         case.calls = _calibrate(case, batch_ms * 1e6)
     shuffler = random.Random(seed)
     orders: list[list[str]] = []
     for _ in range(rounds):
-        order = cases[:]
+        order = all_cases[:]
         shuffler.shuffle(order)
         orders.append([case.name for case in order])
         gc.collect()
@@ -247,7 +309,7 @@ def run(rounds: int, batch_ms: float, seed: int) -> tuple[list[Case], list[list[
             wall, cpu = case.batch(case.calls)
             case.wall_ns.append(wall / case.calls)
             case.cpu_ns.append(cpu / case.calls)
-    return cases, orders
+    return all_cases, orders
 
 
 # --- statistics and reporting -------------------------------------------------------------
@@ -270,7 +332,7 @@ def _summary(values: list[float]) -> dict[str, float]:
     }
 
 
-def _versions() -> dict[str, Any]:
+def environment() -> dict[str, Any]:
     def version(dist: str) -> str | None:
         try:
             return metadata.version(dist)
@@ -327,7 +389,7 @@ def build_report(
             "gc": "disabled during each timed batch; gc.collect() between rounds",
             "ratios": "computed within each round, then the median across rounds",
         },
-        "environment": _versions(),
+        "environment": environment(),
         "cases": {
             case.name: {
                 "description": case.description,
