@@ -210,9 +210,9 @@ class _Store(AccumulatingHandler):
 
 
 class LoopbackGrpcSink(GrpcSink):
-    """``GrpcSink`` bound to 127.0.0.1 on an OS-chosen port (read it from ``.port``)."""
+    """``GrpcSink`` bound to 127.0.0.1 on an OS-chosen port (read it from ``.port``), or on ``port``."""
 
-    def __init__(self, request_handler: AccumulatingHandler, max_workers: int = 4) -> None:
+    def __init__(self, request_handler: AccumulatingHandler, max_workers: int = 4, port: int = 0) -> None:
         # GrpcSink.__init__ binds 0.0.0.0:<fixed port> itself, so it is not called: this
         # repeats its servicer wiring and binds loopback instead.
         self._executor = futures.ThreadPoolExecutor(
@@ -230,13 +230,13 @@ class LoopbackGrpcSink(GrpcSink):
             _LogsServiceServicer(request_handler.handle_logs), self.svr
         )
         self.logger = _logger
-        self.port = self.svr.add_insecure_port(f"{LOOPBACK}:0")
+        self.port = self.svr.add_insecure_port(f"{LOOPBACK}:{port}")
         if not self.port:
-            raise RuntimeError(f"gRPC could not bind {LOOPBACK}:0")
+            raise RuntimeError(f"gRPC could not bind {LOOPBACK}:{port}")
 
-    def stop(self) -> None:
-        """Stop at once, cancelling in-flight calls, and join the worker threads."""
-        self.svr.stop(grace=None).wait()
+    def stop(self, grace: float | None = None) -> None:
+        """Stop, cancelling in-flight calls (after ``grace`` seconds, if given), and join the workers."""
+        self.svr.stop(grace=grace).wait()
         self._executor.shutdown(wait=True)
 
 
@@ -246,9 +246,9 @@ class _OtlpHttpServer(ThreadingHTTPServer):
     daemon_threads = False
     block_on_close = True
 
-    def __init__(self, handler: type[BaseHTTPRequestHandler], sink: LoopbackHttpSink) -> None:
+    def __init__(self, handler: type[BaseHTTPRequestHandler], sink: LoopbackHttpSink, port: int = 0) -> None:
         self.sink = sink
-        super().__init__((LOOPBACK, 0), handler)
+        super().__init__((LOOPBACK, port), handler)
 
 
 def _read_body(handler: BaseHTTPRequestHandler) -> bytes | None:
@@ -340,13 +340,13 @@ class LoopbackHttpSink(HttpSink):
     from then on) and the thread only serves.
     """
 
-    def __init__(self, listener: AccumulatingHandler) -> None:
-        super().__init__(listener, _logger, port=0, daemon=True)
+    def __init__(self, listener: AccumulatingHandler, port: int = 0) -> None:
+        super().__init__(listener, _logger, port=port, daemon=True)
         self.svr_thread.name = "otlp-http-receiver"
         self.httpd: _OtlpHttpServer | None = None
 
     def start(self) -> None:
-        self.httpd = _OtlpHttpServer(_OtlpHttpRequestHandler, self)
+        self.httpd = _OtlpHttpServer(_OtlpHttpRequestHandler, self, self.port)
         self.port = self.httpd.server_address[1]
         super().start()
 
@@ -371,12 +371,19 @@ class LoopbackHttpSink(HttpSink):
 
 
 class Receiver(abc.ABC):
-    """An OTLP trace receiver on 127.0.0.1; what the integration tests export to."""
+    """An OTLP trace receiver on 127.0.0.1; what the integration tests export to.
+
+    Args:
+        port: the port to bind; 0 (the default) lets the OS choose. A fixed port lets a
+            test stop a receiver and start a new one where the exporter already points
+            (a collector restarting); what arrives is kept across restarts of one receiver.
+    """
 
     protocol: ClassVar[str]
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self._store = _Store()
+        self._requested_port = port
         self._port: int | None = None
 
     @property
@@ -407,8 +414,12 @@ class Receiver(abc.ABC):
         """Bind and start serving; returns once the port is listening."""
 
     @abc.abstractmethod
-    def stop(self) -> None:
-        """Stop serving and join the server's threads. Safe to call twice."""
+    def stop(self, grace: float | None = None) -> None:
+        """Stop serving and join the server's threads. Safe to call twice.
+
+        With ``grace``, requests in flight get that long to finish, as a collector
+        shutting down lets them; without, the gRPC receiver cancels them at once.
+        """
 
     def __enter__(self: _R) -> _R:
         self.start()
@@ -463,24 +474,25 @@ class Receiver(abc.ABC):
 
 
 class GrpcReceiver(Receiver):
-    """OTLP/gRPC receiver (oteltest ``GrpcSink``) on 127.0.0.1:<free port>."""
+    """OTLP/gRPC receiver (oteltest ``GrpcSink``) on 127.0.0.1:<free port>, or on ``port``."""
 
     protocol = "grpc"
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, port: int = 0) -> None:
+        super().__init__(port)
         self.sink: LoopbackGrpcSink | None = None
 
     def start(self) -> None:
         if self.sink is not None:
             raise RuntimeError("GrpcReceiver is already started")
-        self.sink = LoopbackGrpcSink(self._store)
+        self.sink = LoopbackGrpcSink(self._store, port=self._requested_port)
         self.sink.start()
         self._port = self.sink.port
 
-    def stop(self) -> None:
+    def stop(self, grace: float | None = None) -> None:
+        """Stop; with ``grace``, calls in flight may finish first (as a collector shutting down)."""
         if self.sink is not None:
-            self.sink.stop()
+            self.sink.stop(grace)
             self.sink = None
 
 
@@ -489,8 +501,8 @@ class HttpReceiver(Receiver):
 
     protocol = "http/protobuf"
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, port: int = 0) -> None:
+        super().__init__(port)
         self.sink: LoopbackHttpSink | None = None
 
     @property
@@ -500,11 +512,12 @@ class HttpReceiver(Receiver):
     def start(self) -> None:
         if self.sink is not None:
             raise RuntimeError("HttpReceiver is already started")
-        self.sink = LoopbackHttpSink(self._store)
+        self.sink = LoopbackHttpSink(self._store, port=self._requested_port)
         self.sink.start()
         self._port = self.sink.port
 
-    def stop(self) -> None:
+    def stop(self, grace: float | None = None) -> None:
+        """Stop; requests in flight always finish (``grace`` is taken for symmetry with gRPC)."""
         if self.sink is not None:
             self.sink.stop()
             self.sink = None
@@ -541,9 +554,9 @@ class _FailingHttpServer(ThreadingHTTPServer):
     daemon_threads = False
     block_on_close = True
 
-    def __init__(self, receiver: FailingHttpReceiver) -> None:
+    def __init__(self, receiver: FailingHttpReceiver, port: int = 0) -> None:
         self.receiver = receiver
-        super().__init__((LOOPBACK, 0), _FailingRequestHandler)
+        super().__init__((LOOPBACK, port), _FailingRequestHandler)
 
 
 class FailingHttpReceiver:
@@ -561,6 +574,7 @@ class FailingHttpReceiver:
         body: reply body; ``rpc_status_body("...")`` gives the protobuf OTLP specifies.
         content_type: of the body.
         retry_after: value of a ``Retry-After`` header, or None for no header.
+        port: the port to bind; 0 (the default) lets the OS choose.
     """
 
     protocol = "http/protobuf"
@@ -571,6 +585,7 @@ class FailingHttpReceiver:
         body: bytes = b"receiver failing on purpose",
         content_type: str = "text/plain; charset=utf-8",
         retry_after: str | None = None,
+        port: int = 0,
     ) -> None:
         if not 400 <= status <= 599:
             raise ValueError(f"`status` must be a 4xx or 5xx code, got {status!r}")
@@ -582,6 +597,7 @@ class FailingHttpReceiver:
         self._headers: list[Headers] = []
         self._httpd: _FailingHttpServer | None = None
         self._thread: threading.Thread | None = None
+        self._requested_port = port
         self._port: int | None = None
 
     @property
@@ -616,7 +632,7 @@ class FailingHttpReceiver:
     def start(self) -> None:
         if self._httpd is not None:
             raise RuntimeError("FailingHttpReceiver is already started")
-        self._httpd = _FailingHttpServer(self)
+        self._httpd = _FailingHttpServer(self, self._requested_port)
         self._port = self._httpd.server_address[1]
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,
