@@ -12,10 +12,10 @@ them is ignored.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -86,7 +86,14 @@ def describe_endpoint(base_url: object, client_type: str = "") -> Endpoint:
     ``azure.ai.openai``; any other server (vLLM, llama.cpp, Ollama, LiteLLM...) is named by
     its host, since nothing more reliable is known about it.
     """
-    parts = urlsplit(str(base_url))
+    return _describe_endpoint(str(base_url), client_type)
+
+
+@functools.lru_cache(maxsize=256)
+def _describe_endpoint(url: str, client_type: str) -> Endpoint:
+    # Cached: instrumented calls describe their client's endpoint on every call, and a
+    # process talks to few base URLs. Endpoint is frozen, so one instance may be shared.
+    parts = urlsplit(url)
     host = parts.hostname
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80 if parts.scheme == "http" else None)
@@ -129,14 +136,21 @@ class CallResult:
     reasoning_tokens: int | None = None
 
 
-@contextmanager
-def inside_call() -> Iterator[None]:
-    """Mark the code inside as part of a call already being recorded."""
-    token = _IN_CALL.set(True)
-    try:
-        yield
-    finally:
-        _IN_CALL.reset(token)
+def inside_call() -> _InsideCall:
+    """Mark the code inside (``with inside_call():``) as part of a call already being recorded."""
+    return _InsideCall()
+
+
+class _InsideCall:
+    # A class rather than @contextmanager: this wraps every recorded call, and a generator
+    # based context manager costs about three times as much to enter and leave.
+    __slots__ = ("_token",)
+
+    def __enter__(self) -> None:
+        self._token = _IN_CALL.set(True)
+
+    def __exit__(self, *exc_info: object) -> None:
+        _IN_CALL.reset(self._token)
 
 
 class LLMCall:

@@ -220,7 +220,12 @@ def assistant_message_json(text: str) -> str:
 
 def messages_json(messages: list[dict[str, Any]]) -> str:
     """Serialise GenAI messages compactly, keeping non-ASCII text readable."""
-    return json.dumps(messages, ensure_ascii=False, separators=(",", ":"), default=str)
+    return _MESSAGES_ENCODER.encode(messages)
+
+
+# What json.dumps(..., ensure_ascii=False, separators=(",", ":"), default=str) builds on
+# every call, built once (encode() keeps no state between calls, so threads may share it).
+_MESSAGES_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
 
 
 # --- export safety -------------------------------------------------------------------
