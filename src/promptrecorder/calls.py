@@ -36,7 +36,7 @@ from promptrecorder.content import (
     output_message,
     to_genai_messages,
 )
-from promptrecorder.recorder import active_chain, store_pair
+from promptrecorder.recorder import PreparedMessages, active_chain, store_pair
 from promptrecorder.records import PromptRecord
 from promptrecorder.redaction import RedactionCounter, exception_details
 
@@ -165,6 +165,7 @@ class LLMCall:
         self._first_chunk_s: float | None = None
         self._ended = False
         self._lock = threading.Lock()
+        self._prepared: PreparedMessages | None = None
 
     @classmethod
     def start(cls, request: CallRequest) -> LLMCall | None:
@@ -174,6 +175,7 @@ class LLMCall:
             return None
         recorder = chain[-1].recorder
         span: Span = trace.INVALID_SPAN
+        prepared = None
         try:
             name = f"{request.operation} {request.model}" if request.model else request.operation
             token = ledger.starting(recorder._delivery)  # the span counts in the recorder's delivery
@@ -186,13 +188,18 @@ class LLMCall:
             policy = chain[-1].policy
             if span.is_recording() and request.messages and policy.keeps_text:
                 limit = recorder.max_content_length
-                messages = policy.messages(request.messages, _UNCOUNTED)
-                span.set_attribute(
-                    semconv.GEN_AI_INPUT_MESSAGES, messages_json(to_genai_messages(messages, limit))
-                )
+                # Counted apart, and added to the recorder's counts when the pair is stored,
+                # which then reuses these messages and their JSON rather than redo both.
+                counts = RedactionCounter()
+                messages = policy.messages(request.messages, counts)
+                text = messages_json(to_genai_messages(messages, limit))
+                span.set_attribute(semconv.GEN_AI_INPUT_MESSAGES, text)
+                prepared = PreparedMessages(messages, counts, limit, text)
         except Exception as error:  # telemetry must never stop the call
             warn_once("call-span", "promptrecorder could not start a span for an LLM call: %r", error)
-        return cls(request, chain, span)
+        call = cls(request, chain, span)
+        call._prepared = prepared
+        return call
 
     @property
     def span(self) -> Span:
@@ -257,6 +264,7 @@ class LLMCall:
             tool_calls=result.tool_calls or None,
             error=error_text,
             complete=complete,
+            prepared=self._prepared,
         )
 
     def _describe_outcome(self, result: CallResult, error: BaseException | None, complete: bool) -> None:

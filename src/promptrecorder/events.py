@@ -33,12 +33,19 @@ def prompt_event_attributes(
     metadata: Mapping[str, Any],
     limit: int | None,
     provider: str | None = None,
+    input_messages_json: str | None = None,
 ) -> dict[str, AttributeValue]:
-    """Attributes of the prompt event: the text, the input messages, model and usage."""
+    """Attributes of the prompt event: the text, the input messages, model and usage.
+
+    ``input_messages_json``, when given, is ``messages`` already built as
+    ``gen_ai.input.messages`` at this ``limit`` (a call's span did it), used as it is.
+    """
     text, cut = export_text(prompt, limit)
     attributes: dict[str, AttributeValue] = {semconv.RECORD_ID: record_id, semconv.PROMPT_TEXT: text}
     if messages is None:
         attributes[semconv.GEN_AI_INPUT_MESSAGES] = user_message_json(text)
+    elif input_messages_json is not None:
+        attributes[semconv.GEN_AI_INPUT_MESSAGES] = input_messages_json
     else:
         attributes[semconv.GEN_AI_INPUT_MESSAGES] = messages_json(to_genai_messages(messages, limit))
     if cut is not None:

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future
 from contextvars import ContextVar, Token
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
@@ -648,12 +649,14 @@ def store_pair(
     tool_calls: tuple[Mapping[str, Any], ...] | None = None,
     error: str | None = None,
     complete: bool = True,
+    prepared: PreparedMessages | None = None,
 ) -> PromptRecord | None:
     """Add a checked pair's events to the innermost span and keep its record in every recorder.
 
     The shared path of ``autorecord`` and of the bots and openai instrumentation, which
     build their arguments from API objects and so need no checking. The innermost
-    recorder's content policy applies first (None when it captures nothing).
+    recorder's content policy applies first (None when it captures nothing). ``prepared``
+    is ``messages`` already passed through that policy, by the call's span: used as it is.
     """
     innermost = chain[-1]
     recorder = innermost.recorder
@@ -665,6 +668,10 @@ def store_pair(
             counter = recorder.redactions
             if messages is None:
                 prompt = policy.text(prompt, counter)
+            elif prepared is not None:
+                messages = prepared.messages
+                counter.add(prepared.counts)
+                prompt = last_user_text(messages)
             else:  # the prompt is a view of the messages: derive it, so nothing counts twice
                 messages = policy.messages(messages, counter)
                 prompt = last_user_text(messages)
@@ -691,6 +698,9 @@ def store_pair(
                 input_tokens=input_tokens,
                 metadata=metadata,
                 limit=limit,
+                input_messages_json=(
+                    prepared.json if prepared is not None and prepared.limit == limit and messages else None
+                ),
             )
             response_attributes = response_event_attributes(
                 record_id=record_id,
@@ -741,6 +751,19 @@ def store_pair(
         for outer in {id(a.recorder): a.recorder for a in chain}.values():
             outer._store.append(record)
     return record
+
+
+@dataclass(frozen=True)
+class PreparedMessages:
+    """A call's messages as its span exported them: passed through the recorder's content
+    policy (``counts``: what that changed) and built as ``gen_ai.input.messages`` (``json``,
+    cut at ``limit``). The pair's record and prompt event reuse them instead of doing both
+    again."""
+
+    messages: tuple[Mapping[str, Any], ...]
+    counts: RedactionCounter
+    limit: int | None
+    json: str
 
 
 def _without_arguments(call: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -212,6 +212,12 @@ class RedactionCounter:
         with self._lock:
             self.redacted += 1
 
+    def add(self, other: RedactionCounter) -> None:
+        """Add what ``other`` counted (a pass made ahead of time) to this counter."""
+        with self._lock:
+            self.secrets += other.secrets
+            self.redacted += other.redacted
+
 
 def capture_from_environment() -> CaptureMode:
     """The process-wide default capture mode from the environment.
