@@ -57,6 +57,12 @@ def _params(kwargs: Mapping[str, Any], names: Mapping[str, str]) -> dict[str, At
 
 def _dump(value: Any) -> Any:
     """A plain-data copy of an openai object (pydantic model, TypedDict or plain value)."""
+    # The common case first, what every chat request's messages are: plain dicts of str.
+    kind = type(value)
+    if kind is str:
+        return value
+    if kind is dict:
+        return {key: _dump(item) for key, item in value.items()}
     if hasattr(value, "model_dump"):
         return value.model_dump(exclude_none=True)
     if isinstance(value, Mapping):
