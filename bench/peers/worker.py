@@ -24,6 +24,7 @@ venv), ``otel_genai``, ``openinference``, ``openllmetry``, ``logfire`` (the peer
 
 from __future__ import annotations
 
+import functools
 import gc
 import json
 import os
@@ -400,7 +401,16 @@ def worker_ours() -> Worker:
     worker.arms += [
         Arm("instrumented_no_recorder", loop, instrumented, counted),
         Arm("recorder_per_call", per_call_loop, instrumented, counted),
-        Arm("floor_sdk", _sdk_floor(provider, exporter, toggle, client, enter, leave), exporter.clear),
+    ]
+    floor, floor_in_place = _sdk_floor(provider, exporter, toggle, client, enter, leave)
+
+    def plain_calls() -> None:
+        toggle.off()
+        exporter.clear()
+
+    worker.arms += [
+        Arm("floor_sdk", floor, exporter.clear),
+        Arm("sdk_calls_in_place", floor_in_place, plain_calls),
     ]
     return worker
 
@@ -412,14 +422,16 @@ def _sdk_floor(
     client: Any,
     enter: Callable[[], None],
     leave: Callable[[], None],
-) -> Callable[[int], None]:
-    """A loop of only the SDK calls one recorded call makes, with the very attributes it exports.
+) -> tuple[Callable[[int], None], Callable[[int], None]]:
+    """Loops of only the SDK calls one recorded call makes, with the very attributes it exports.
 
     Per call: start the CLIENT span with its request attributes, set its input messages,
     set its outcome attributes, end it (exported), and add the prompt and response events
     to the recorder's span (a new one every 63 pairs, as segments roll over). No openai, no
     code of ours: what recording the call costs in the SDK alone, whoever's code drives it.
-    Its per-call time is the floor of our per-call overhead.
+    Its per-call time is the floor of our per-call overhead. The second loop makes the same
+    SDK calls after each plain (uninstrumented) openai call, so that they run with the
+    caches an openai call leaves behind, as ours do: minus the plain call, the floor in place.
     """
     from opentelemetry.trace import SpanKind
 
@@ -453,9 +465,11 @@ def _sdk_floor(
     name, client_kind, input_key = call.name, SpanKind.CLIENT, semconv.GEN_AI_INPUT_MESSAGES
     prompt_name, response_name = prompt_event.name, response_event.name
 
-    def loop(n: int) -> None:
+    def loop(n: int, between: Callable[[Any], Any] | None = None) -> None:
         segment = tracer.start_span("bench")
         for index in range(n):
+            if between is not None:
+                between(client)
             if index % 63 == 62:
                 segment.end()
                 segment = tracer.start_span("bench segment")
@@ -468,7 +482,7 @@ def _sdk_floor(
             segment.add_event(response_name, response, now)
         segment.end()
 
-    return loop
+    return loop, functools.partial(loop, between=canned.call)
 
 
 # --- the micro rows (bench/overhead.py) ---------------------------------------------------
