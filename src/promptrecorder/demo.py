@@ -28,17 +28,13 @@ from typing import Any
 import openai
 from opentelemetry import trace
 
+from promptrecorder import settings
 from promptrecorder.bots import ChatBot, SimpleBot
 from promptrecorder.errors import PromptRecorderError
 from promptrecorder.recorder import PromptRecorder
 
 STAND_IN_MODEL = "offline-stand-in"
 STAND_IN_BASE_URL = "http://offline-stand-in.invalid/v1"  # .invalid never resolves
-DEFAULT_DEMO_MODEL = "gpt-4o-mini"
-# The variables that choose the demo's model (proposed for settings.ENVIRONMENT).
-OPENAI_API_KEY = "OPENAI_API_KEY"
-OPENAI_BASE_URL = "OPENAI_BASE_URL"
-PROMPTRECORDER_DEMO_MODEL = "PROMPTRECORDER_DEMO_MODEL"
 
 _LABEL = "[offline stand-in model] "
 _SCRIPT = {
@@ -72,7 +68,7 @@ class DemoModel:
         if self.offline:
             return (
                 f"model {self.name}: the offline stand-in (scripted answers, no API key needed; "
-                f"set {OPENAI_API_KEY} or {OPENAI_BASE_URL} to use a real model)"
+                f"set {settings.OPENAI_API_KEY} or {settings.OPENAI_BASE_URL} to use a real model)"
             )
         return f"model {self.name} at {self.server}"
 
@@ -87,8 +83,8 @@ class DemoResult:
 def choose_model(environ: Mapping[str, str] | None = None) -> DemoModel:
     """The real model when ``OPENAI_API_KEY`` or ``OPENAI_BASE_URL`` is set, else the stand-in."""
     env = os.environ if environ is None else environ
-    key = (env.get(OPENAI_API_KEY) or "").strip()
-    base_url = (env.get(OPENAI_BASE_URL) or "").strip()
+    key = (env.get(settings.OPENAI_API_KEY) or "").strip()
+    base_url = (env.get(settings.OPENAI_BASE_URL) or "").strip()
     if not key and not base_url:
         return stand_in_model()
     client = openai.OpenAI(
@@ -98,7 +94,7 @@ def choose_model(environ: Mapping[str, str] | None = None) -> DemoModel:
         max_retries=1,
         timeout=60.0,
     )
-    name = (env.get(PROMPTRECORDER_DEMO_MODEL) or "").strip() or DEFAULT_DEMO_MODEL
+    name = (env.get(settings.PROMPTRECORDER_DEMO_MODEL) or "").strip() or settings.DEFAULT_DEMO_MODEL
     return DemoModel(client, None, name, offline=False)
 
 
@@ -137,23 +133,21 @@ def explain_failure(error: openai.OpenAIError, model: DemoModel) -> str:
     """One sentence: what failed at the model server, and what to try."""
     server = model.server
     if isinstance(error, openai.AuthenticationError):
-        what = f"{server} refused the API key (HTTP 401): check {OPENAI_API_KEY}"
+        what = f"{server} refused the API key (HTTP 401): check {settings.OPENAI_API_KEY}"
     elif isinstance(error, openai.APITimeoutError):
         what = f"{server} did not answer in time: check that the server is up and the model loaded"
     elif isinstance(error, openai.APIConnectionError):
         cause = error.__cause__ or error
-        what = (
-            f"could not reach {server} ({cause}): check that the server runs and {OPENAI_BASE_URL} is right"
-        )
+        what = f"could not reach {server} ({cause}): check that the server runs and {settings.OPENAI_BASE_URL} is right"
     elif isinstance(error, openai.NotFoundError):
-        what = f"{server} has no model {model.name!r} (HTTP 404): set {PROMPTRECORDER_DEMO_MODEL} to one it serves"
+        what = f"{server} has no model {model.name!r} (HTTP 404): set {settings.PROMPTRECORDER_DEMO_MODEL} to one it serves"
     elif isinstance(error, openai.APIStatusError):
         what = f"{server} answered HTTP {error.status_code} ({error.message})"
     else:
         what = f"the call to {server} failed ({error})"
     return (
         f"the demo's model call failed: {what}; "
-        f"unset {OPENAI_API_KEY} and {OPENAI_BASE_URL} to use the offline stand-in instead."
+        f"unset {settings.OPENAI_API_KEY} and {settings.OPENAI_BASE_URL} to use the offline stand-in instead."
     )
 
 

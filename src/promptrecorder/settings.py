@@ -27,6 +27,10 @@ OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT: Final = (
     "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 )
 PROMPTRECORDER_CAPTURE_CONTENT: Final = "PROMPTRECORDER_CAPTURE_CONTENT"
+OPENAI_API_KEY: Final = "OPENAI_API_KEY"
+OPENAI_BASE_URL: Final = "OPENAI_BASE_URL"
+PROMPTRECORDER_DEMO_MODEL: Final = "PROMPTRECORDER_DEMO_MODEL"
+DEFAULT_DEMO_MODEL: Final = "gpt-4o-mini"
 PROMPTRECORDER_SPOOL_DIR: Final = "PROMPTRECORDER_SPOOL_DIR"
 PROMPTRECORDER_SPOOL_MAX_BYTES: Final = "PROMPTRECORDER_SPOOL_MAX_BYTES"
 
@@ -72,6 +76,15 @@ ENVIRONMENT: Final[dict[str, tuple[str | None, str]]] = {
         str(DEFAULT_SPOOL_MAX_BYTES),
         "the most disk the spool may use, in bytes (256 MiB); the newest batches are dropped beyond it",
     ),
+    OPENAI_API_KEY: (
+        None,
+        "read by openai clients the bots build; set, `promptrecorder demo` uses a real model",
+    ),
+    OPENAI_BASE_URL: (
+        None,
+        "an OpenAI-compatible server for the bots and the demo (vLLM, llama.cpp, Ollama...)",
+    ),
+    PROMPTRECORDER_DEMO_MODEL: (DEFAULT_DEMO_MODEL, "the model `promptrecorder demo` asks a real server for"),
 }
 
 DEFAULT_PROTOCOL: Final = "http/protobuf"

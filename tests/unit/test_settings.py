@@ -51,11 +51,24 @@ def test_env_flag_of_an_unset_variable_is_false(monkeypatch: pytest.MonkeyPatch)
     assert settings.env_flag(NAME) is False
 
 
-def test_every_variable_has_an_otel_or_promptrecorder_name() -> None:
-    """Every name in ENVIRONMENT starts with OTEL_ or PROMPTRECORDER_."""
+def test_every_variable_is_opentelemetrys_openais_or_ours() -> None:
+    """Every name in ENVIRONMENT is a standard OTEL_ one, one the openai client reads, or ours."""
     assert settings.ENVIRONMENT
     for name in settings.ENVIRONMENT:
-        assert name.startswith(("OTEL_", "PROMPTRECORDER_")), name
+        assert name.startswith(("OTEL_", "OPENAI_", "PROMPTRECORDER_")), name
+
+
+def test_the_readme_documents_every_variable() -> None:
+    """The README's configuration reference names each variable the code reads, with its default."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    reference = readme.split("## Configuration reference", 1)[1].split("\n## ", 1)[0]
+    for name, (default, _) in settings.ENVIRONMENT.items():
+        assert f"`{name}`" in reference, name
+        if default is not None:
+            row = next(line for line in reference.splitlines() if f"`{name}`" in line)
+            assert f"`{default}`" in row or default in row, (name, default)
 
 
 def test_every_variable_is_a_constant_of_its_own_name() -> None:
