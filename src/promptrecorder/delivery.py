@@ -129,7 +129,7 @@ class DeliveryExporter(SpanExporter):
         self._unreported = 0  # of those, the ones after the outage's one warning
         self._last_error: str | None = None
         self._captured: str | None = None  # what the exporter logged during the current export
-        self._last_queue_drop = float("-inf")
+        self._last_queue_drop = self._last_overflow = float("-inf")
         self._failed_at_last_flush = 0
         self._queue_unreported = 0
         self._shutting_down = False
@@ -332,11 +332,23 @@ class DeliveryExporter(SpanExporter):
     def overflow(self, span: ReadableSpan) -> None:
         """Take a span the batch processor's full queue cannot hold."""
         if self._spool is not None and not self._closed:
+            now = time.monotonic()
             with self._overflow_lock:
-                if len(self._overflow) < self.overflow_limit:
+                kept = len(self._overflow) < self.overflow_limit
+                if kept:
                     self._overflow.append(span)
-                    self._wake.set()
-                    return
+                    episode = now - self._last_overflow > _QUEUE_EPISODE_QUIET_S
+                    self._last_overflow = now
+            if kept:
+                self._wake.set()
+                if episode:
+                    logger.warning(
+                        "promptrecorder: the export queue for %s is full; spans wait in the spool %s "
+                        "and are sent as it drains (nothing is lost)",
+                        self.destination,
+                        self._spool.directory,
+                    )
+                return
         self._lose_queued([span])
 
     def _spool_holds_anything(self) -> bool:

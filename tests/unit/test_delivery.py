@@ -81,16 +81,19 @@ def test_spans_that_cannot_be_delivered_are_spooled_and_resent_in_order(
 
 
 def test_a_hanging_exporter_never_makes_the_queue_drop_with_a_spool(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """The queue is full while an export hangs: the overflow goes to disk, and all arrives once."""
+    """The queue is full while an export hangs: the overflow goes to disk (said once), all arrives once."""
     monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", "8")
     monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "4")
     collector = Collector()
     collector.hold.clear()
     configure(exporter=collector, spool_dir=tmp_path)
     started = time.monotonic()
-    recorders = _sessions(60)
+    with caplog.at_level(logging.WARNING, logger="promptrecorder"):
+        recorders = _sessions(60)
+    (line,) = [record.getMessage() for record in caplog.records]
+    assert "is full; spans wait in the spool" in line
     assert time.monotonic() - started < 2  # the application never waited on the exporter
     collector.hold.set()
     assert flush(timeout=10) is True
