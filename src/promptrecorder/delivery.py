@@ -35,7 +35,8 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 
 from promptrecorder import ledger
 from promptrecorder._diagnostics import logger
-from promptrecorder.spool import CorruptSpoolFileError, Spool, SpoolEntry, decode_batch, encode_batch
+from promptrecorder.otlp_codec import UndecodableBatchError, decode_batch, encode_batch
+from promptrecorder.spool import CorruptSpoolFileError, Spool, SpoolEntry
 
 # The loggers through which the stock OTLP span exporters report a failed export.
 _EXPORTER_LOGGERS = (
@@ -137,8 +138,8 @@ class DeliveryExporter(SpanExporter):
         self._idle = threading.Event()  # clear while an export is in flight
         self._idle.set()
         self._in_flight: Sequence[ReadableSpan] = ()
+        self._in_flight_is_spooled = False  # a re-send: its file is still on disk
         self._tracked: dict[int, ledger.Tally] = {}  # span id -> whose, until its fate is known
-        self._spooled_tallies: dict[int, dict[ledger.Tally, int]] = {}  # spool seq -> whose spans
         self._overflow: deque[ReadableSpan] = deque()
         self._overflow_lock = threading.Lock()
         self.overflow_limit = OVERFLOW_LIMIT
@@ -221,12 +222,13 @@ class DeliveryExporter(SpanExporter):
             self._to_spool(spans)
         return SpanExportResult.FAILURE
 
-    def _send(self, spans: Sequence[ReadableSpan]) -> bool:
+    def _send(self, spans: Sequence[ReadableSpan], *, spooled: bool = False) -> bool:
         """One call into the wrapped exporter; the exporter's complaints land in ``_captured``."""
         with self._send_lock:
             _exporting.owner = self
             self._captured = None
             self._in_flight = spans
+            self._in_flight_is_spooled = spooled
             self._idle.clear()
             try:
                 try:
@@ -364,22 +366,21 @@ class DeliveryExporter(SpanExporter):
 
     def _to_spool(self, spans: Sequence[ReadableSpan]) -> None:
         assert self._spool is not None
-        tallies = self._tallies(spans)
+        # Whose spans these are travels with the file's entry, and is counted as spooled
+        # before the drain thread can see the file (and count it exported).
+        counts = ledger.resolve(self._tallies(spans), "spooled")
         try:
-            entry = self._spool.append(encode_batch(spans), len(spans))
+            entry = self._spool.append(encode_batch(spans), len(spans), tag=counts or None)
         except Exception as error:  # an unencodable span must not stop the processor thread
             logger.warning("promptrecorder: could not encode %d spans for the spool: %s", len(spans), error)
             entry = None
         if entry is None:
-            ledger.resolve(tallies, "dropped")
+            ledger.settle_spooled(counts, "dropped")
             with self._lock:
                 self._failed += len(spans)
             return
-        counts = ledger.resolve(tallies, "spooled")
         with self._lock:
             self._spooled += len(spans)
-            if counts:
-                self._spooled_tallies[entry.seq] = counts
         self._wake.set()
 
     def _drain(self) -> None:
@@ -402,7 +403,15 @@ class DeliveryExporter(SpanExporter):
             if not self._send_lock.acquire(timeout=0.05):
                 continue  # a direct export is in flight; meanwhile keep the overflow moving
             try:
-                delivered = self._resend(entry)
+                # One re-send per directory at a time, even across a re-configure() that left
+                # the previous drain thread finishing a send: no file goes out twice.
+                if not self._spool.draining.acquire(timeout=0.05):
+                    continue
+                try:
+                    entry = self._spool.oldest()
+                    delivered = entry is None or self._resend(entry)
+                finally:
+                    self._spool.draining.release()
             finally:
                 self._send_lock.release()
             backoff = 0.0 if delivered else min(max(backoff * 2, DRAIN_FIRST_BACKOFF_S), DRAIN_MAX_BACKOFF_S)
@@ -424,11 +433,11 @@ class DeliveryExporter(SpanExporter):
         spool = self._spool
         try:
             spans = decode_batch(spool.read(entry))
-        except CorruptSpoolFileError as error:
+        except (CorruptSpoolFileError, UndecodableBatchError) as error:
             spool.quarantine(entry, str(error))
             self._settle(entry, "dropped")
             return True
-        if not self._send(spans):
+        if not self._send(spans, spooled=True):
             if not self._closed:
                 self._note_failure(len(spans), self._captured, spooled=True)
             return False
@@ -441,12 +450,11 @@ class DeliveryExporter(SpanExporter):
         return True
 
     def _settle(self, entry: SpoolEntry, outcome: str) -> None:
-        with self._lock:
-            counts = self._spooled_tallies.pop(entry.seq, None)
-            if outcome == "dropped":
+        if outcome == "dropped":
+            with self._lock:
                 self._failed += entry.spans
-        if counts:
-            ledger.settle_spooled(counts, outcome)
+        if isinstance(entry.tag, dict):  # None for a file an earlier process spooled
+            ledger.settle_spooled(entry.tag, outcome)
 
     def lost_since_last_flush(self) -> int:
         """Spans lost since the previous call (flush() asks), or since this exporter began."""
@@ -494,7 +502,7 @@ class DeliveryExporter(SpanExporter):
             self._drain_thread.join(_IN_FLIGHT_GRACE_S)
         if not self._idle.wait(_IN_FLIGHT_GRACE_S):
             stuck = self._in_flight
-            if stuck:
+            if stuck and not self._in_flight_is_spooled:  # a re-send's file stays on disk anyway
                 self._closed = True  # its late outcome, if any, is not counted twice
                 self._give_up(stuck, "still in flight when shutdown timed out")
 

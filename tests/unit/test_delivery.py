@@ -15,7 +15,8 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from promptrecorder import PromptRecorder, autorecord, configure, delivery_stats, flush, ledger, shutdown
 from promptrecorder.calls import CallRequest, CallResult, Endpoint, LLMCall
 from promptrecorder.ledger import DeliverySummary
-from promptrecorder.spool import Spool, encode_batch
+from promptrecorder.otlp_codec import encode_batch
+from promptrecorder.spool import Spool
 
 pytestmark = pytest.mark.usefixtures("global_tracing")
 
@@ -92,8 +93,9 @@ def test_a_hanging_exporter_never_makes_the_queue_drop_with_a_spool(
     started = time.monotonic()
     with caplog.at_level(logging.WARNING, logger="promptrecorder"):
         recorders = _sessions(60)
-    (line,) = [record.getMessage() for record in caplog.records]
-    assert "is full; spans wait in the spool" in line
+    lines = [record.getMessage() for record in caplog.records]
+    assert len(lines) == 1, lines
+    assert "is full; spans wait in the spool" in lines[0]
     assert time.monotonic() - started < 2  # the application never waited on the exporter
     collector.hold.set()
     assert flush(timeout=10) is True
@@ -102,10 +104,12 @@ def test_a_hanging_exporter_never_makes_the_queue_drop_with_a_spool(
     assert all(recorder.delivery == DeliverySummary(exported=1) for recorder in recorders)
 
 
+@pytest.mark.parametrize("damage", ["truncated", "not-otlp"])
 def test_a_damaged_spool_file_is_set_aside_and_the_drain_carries_on(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, damage: str
 ) -> None:
-    """A truncated file between two good ones: one log line, the good ones re-sent in order."""
+    """A truncated file, or one whose checksum holds but that is not OTLP, between two good
+    ones: one log line, the good ones re-sent in order, the drain goes on."""
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -115,10 +119,15 @@ def test_a_damaged_spool_file_is_set_aside_and_the_drain_carries_on(
     for name in ("old-1", "damaged", "old-2"):
         provider.get_tracer("t").start_span(name).end()
     spool = Spool.acquire(tmp_path, max_bytes=1 << 20)
-    entries = [spool.append(encode_batch([span]), 1) for span in memory.get_finished_spans()]
+    old_1, damaged_span, old_2 = memory.get_finished_spans()
+    payloads = [encode_batch([old_1]), encode_batch([damaged_span]), encode_batch([old_2])]
+    if damage == "not-otlp":
+        payloads[1] = b"\xff\xff\xff not protobuf"
+    entries = [spool.append(payload, 1) for payload in payloads]
     spool.release()
     damaged = tmp_path / entries[1].name  # type: ignore[union-attr]
-    damaged.write_bytes(damaged.read_bytes()[:-5])
+    if damage == "truncated":
+        damaged.write_bytes(damaged.read_bytes()[:-5])
 
     collector = Collector()
     with caplog.at_level(logging.WARNING, logger="promptrecorder"):
@@ -129,7 +138,7 @@ def test_a_damaged_spool_file_is_set_aside_and_the_drain_carries_on(
     assert collector.names() == ["old-1", "old-2", "new0"]
     (line,) = [record.getMessage() for record in caplog.records if "set aside" in record.getMessage()]
     assert f"{damaged} (1 spans) cannot be re-sent because" in line
-    assert "do not match its checksum" in line
+    assert ("do not match its checksum" if damage == "truncated" else "not an OTLP trace request") in line
     assert (tmp_path / f"{damaged.name}.corrupt").exists()
     assert delivery_stats()[0].failed_spans == 1
 
