@@ -200,26 +200,34 @@ class DeliveryExporter(SpanExporter):
             # hold the process at exit. Count what is given up.
             self._lose(spans, None)
             return SpanExportResult.FAILURE
-        if self._send(spans):
+        delivered = self._send(spans)
+        if self._closed:  # shutdown gave up on this export and already counted it
+            return SpanExportResult.SUCCESS if delivered else SpanExportResult.FAILURE
+        if delivered:
             self._count_success(spans)
             return SpanExportResult.SUCCESS
-        if not self._closed:
-            self._lose(spans, self._captured)
+        self._lose(spans, self._captured)
         return SpanExportResult.FAILURE
 
     def _export_or_spool(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         assert self._spool is not None
         self._move_overflow()
-        if self._spool_holds_anything():
-            # Behind what is already waiting, in order; the drain thread re-sends it.
+        if self._spool_holds_anything() or not self._send_lock.acquire(blocking=False):
+            # Behind what is already waiting (or being re-sent), in order; never waiting on
+            # the drain thread's export, so that the queue keeps moving.
             self._to_spool(spans)
             return SpanExportResult.SUCCESS
-        if self._send(spans):
+        try:
+            delivered = self._send(spans)
+        finally:
+            self._send_lock.release()
+        if self._closed:  # shutdown gave up on this export and already spooled a copy
+            return SpanExportResult.SUCCESS if delivered else SpanExportResult.FAILURE
+        if delivered:
             self._count_success(spans)
             return SpanExportResult.SUCCESS
-        if not self._closed:
-            self._note_failure(len(spans), self._captured, spooled=True)
-            self._to_spool(spans)
+        self._note_failure(len(spans), self._captured, spooled=True)
+        self._to_spool(spans)
         return SpanExportResult.FAILURE
 
     def _send(self, spans: Sequence[ReadableSpan], *, spooled: bool = False) -> bool:
