@@ -95,12 +95,7 @@ def record_create(
     except BaseException as error:
         call.fail(error)
         raise
-    if _is_stream(reply):
-        return RecordedStream(reply, call, _reader(api))
-    record = _finish_whole(call, api, reply)
-    if record is not None and on_record is not None:
-        on_record(record)
-    return reply
+    return _handle_reply(call, api, reply, on_record, RecordedStream)
 
 
 async def arecord_create(
@@ -122,8 +117,19 @@ async def arecord_create(
     except BaseException as error:
         call.fail(error)
         raise
+    return _handle_reply(call, api, reply, on_record, RecordedAsyncStream)
+
+
+def _handle_reply(
+    call: LLMCall,
+    api: str,
+    reply: Any,
+    on_record: Callable[[PromptRecord], object] | None,
+    stream_type: type[RecordedStream | RecordedAsyncStream],
+) -> Any:
+    """What record_create and arecord_create do with what openai returned."""
     if _is_stream(reply):
-        return RecordedAsyncStream(reply, call, _reader(api))
+        return stream_type(reply, call, _reader(api))
     record = _finish_whole(call, api, reply)
     if record is not None and on_record is not None:
         on_record(record)
