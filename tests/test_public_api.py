@@ -11,6 +11,7 @@ def test_all_is_pinned_and_sorted() -> None:
         "BotResponse",
         "ChatBot",
         "DeliveryStats",
+        "DeliverySummary",
         "Instrumentation",
         "MissingDependencyError",
         "PromptRecord",

@@ -18,6 +18,7 @@ from promptrecorder.bots import BotResponse, ChatBot, SimpleBot
 from promptrecorder.delivery import DeliveryStats
 from promptrecorder.errors import MissingDependencyError, PromptRecorderError
 from promptrecorder.instrument import Instrumentation, instrument_openai
+from promptrecorder.ledger import DeliverySummary
 from promptrecorder.recorder import PromptRecorder, autorecord, current_recorder
 from promptrecorder.records import PromptRecord, read_jsonl
 from promptrecorder.redaction import SecretScrubber
@@ -27,6 +28,7 @@ __all__ = [
     "BotResponse",
     "ChatBot",
     "DeliveryStats",
+    "DeliverySummary",
     "Instrumentation",
     "MissingDependencyError",
     "PromptRecord",
