@@ -22,6 +22,7 @@ import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 VENV = HERE.parent / ".venvs" / "peers"
@@ -35,9 +36,9 @@ def venv_python(venv: Path = VENV) -> Path:
     return venv / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
 
 
-def wanted() -> dict[str, object]:
+def wanted() -> dict[str, Any]:
     """What the venv must hold: the requirement file's hash and the matched versions."""
-    matched = {}
+    matched: dict[str, str] = {}
     for name in MATCHED:
         try:
             matched[name] = metadata.version(name)
@@ -69,7 +70,7 @@ def ensure(force: bool = False, quiet: bool = False) -> Path:
         # The interpreter the project's venv was made from, so both run the same Python.
         base = getattr(sys, "_base_executable", None) or sys.executable
         subprocess.run([base, "-m", "venv", str(VENV)], check=True)
-    pins = [f"{name}=={version}" for name, version in want["matched"].items()]  # type: ignore[attr-defined]
+    pins = [f"{name}=={version}" for name, version in want["matched"].items()]
     command = [str(venv_python()), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
     subprocess.run([*command, "-r", str(REQUIREMENTS), *pins], check=True)
     _STAMP.write_text(json.dumps(want, indent=2) + "\n")
