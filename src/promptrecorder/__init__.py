@@ -14,12 +14,14 @@ Example:
 from __future__ import annotations
 
 from promptrecorder._version import __version__
+from promptrecorder.activation import current_recorder
 from promptrecorder.bots import BotResponse, ChatBot, SimpleBot
 from promptrecorder.delivery import DeliveryStats
 from promptrecorder.errors import MissingDependencyError, PromptRecorderError
 from promptrecorder.instrument import Instrumentation, instrument_openai
 from promptrecorder.ledger import DeliverySummary
-from promptrecorder.recorder import PromptRecorder, autorecord, current_recorder
+from promptrecorder.pairs import autorecord
+from promptrecorder.recorder import PromptRecorder
 from promptrecorder.records import PromptRecord, read_jsonl
 from promptrecorder.redaction import SecretScrubber
 from promptrecorder.telemetry import configure, delivery_stats, flush, shutdown

@@ -29,6 +29,7 @@ from opentelemetry.util.types import AttributeValue
 from promptrecorder import ledger, semconv
 from promptrecorder._diagnostics import warn_once
 from promptrecorder._version import __version__
+from promptrecorder.activation import active_chain
 from promptrecorder.content import (
     export_text,
     last_user_text,
@@ -36,7 +37,7 @@ from promptrecorder.content import (
     output_message,
     to_genai_messages,
 )
-from promptrecorder.recorder import PreparedMessages, active_chain, store_pair
+from promptrecorder.pairs import PreparedMessages, store_pair
 from promptrecorder.records import PromptRecord
 from promptrecorder.redaction import RedactionCounter, exception_details
 

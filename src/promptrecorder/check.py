@@ -46,7 +46,8 @@ from opentelemetry.util.re import parse_env_headers
 from promptrecorder import settings
 from promptrecorder._diagnostics import logger as promptrecorder_logger
 from promptrecorder.delivery import DeliveryExporter
-from promptrecorder.recorder import PromptRecorder, autorecord
+from promptrecorder.pairs import autorecord
+from promptrecorder.recorder import PromptRecorder
 from promptrecorder.telemetry import resolve_endpoint, resolve_protocol
 
 DEFAULT_TIMEOUT_S = 5.0

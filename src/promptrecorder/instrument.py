@@ -30,10 +30,10 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
 
+from promptrecorder.activation import active_chain
 from promptrecorder.calls import Endpoint, describe_endpoint
 from promptrecorder.openai_adapter import CHAT, RESPONSES
 from promptrecorder.openai_calls import arecord_create, record_create
-from promptrecorder.recorder import active_chain
 
 # The resource classes whose ``create`` every client reaches, as (module, class, api).
 # openai 1.x had chat completions in a module, later in a package: both import as below.

@@ -1,0 +1,327 @@
+"""Recording a pair: ``autorecord()`` for callers, ``store_pair()`` for the bots and calls.
+
+A pair becomes two span events on the innermost recorder's span (or its current segment)
+and one ``PromptRecord`` kept by every recorder in the active chain, after the innermost
+recorder's content policy has decided what of its text may be kept.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from promptrecorder._diagnostics import warn_once
+from promptrecorder.activation import ACTIVE, Activation
+from promptrecorder.content import check_prompt, check_response, last_user_text
+from promptrecorder.events import prompt_event_attributes, response_event_attributes
+from promptrecorder.records import PromptRecord
+from promptrecorder.redaction import RedactionCounter
+
+_NO_METADATA: Mapping[str, Any] = MappingProxyType({})
+
+
+def _autorecord_signature(
+    prompt: str | Sequence[Mapping[str, Any]],
+    response: str,
+    *,
+    model: str | None = None,
+    started_at: datetime | None = None,
+    ended_at: datetime | None = None,
+    input_tokens: int | None = None,
+    output_tokens: int | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    **more: Any,
+) -> PromptRecord | None:
+    """Record a prompt and its response into the active recorders, if there are any.
+
+    With no recorder active this does nothing and returns None, at about the cost of one
+    ContextVar lookup, so library code can call it unconditionally. With one, it adds a
+    prompt event and a response event to the innermost recorder's span and keeps the
+    record in every active recorder's memory. Arguments are checked only then.
+
+    Example:
+        >>> with PromptRecorder("notebook") as recorder:
+        ...     record = autorecord("2+2?", "4", model="stand-in", input_tokens=3, output_tokens=1)
+        >>> record.prompt, record.response, len(recorder)
+        ('2+2?', '4', 1)
+
+    Args:
+        prompt: a str, or a list of chat messages (``{"role": ..., "content": ...}`` dicts,
+            as the openai client takes them); then ``record.prompt`` is the last user
+            message's text and ``record.messages`` keeps the whole list.
+        response: the response text.
+        model: the model name, when known.
+        started_at, ended_at: timezone-aware datetimes of the call's start and end; the
+            prompt event is stamped at ``started_at``, the response event at ``ended_at``
+            (now when not given).
+        input_tokens, output_tokens: token usage, when known.
+        metadata, **more: anything else to keep with the record (``more`` is merged into
+            ``metadata``); exported as ``promptrecorder.metadata.<key>`` attributes.
+
+    Returns:
+        The ``PromptRecord``, or None when no recorder is active (or the innermost one
+        captures nothing: ``capture="none"``).
+
+    Raises:
+        TypeError, ValueError: an argument is not of the documented form (only checked
+            with a recorder active). Telemetry failures are logged, never raised.
+    """
+    raise NotImplementedError  # only the signature and the docstring of ``autorecord``
+
+
+if TYPE_CHECKING:
+    autorecord = _autorecord_signature
+else:
+    # ``autorecord`` is called unconditionally by library code, so its cost with no recorder
+    # active matters. Filling six keyword-only defaults takes ~35 of the ~85 ns such a call
+    # costs; this front takes its options as one dict and fills them only with a recorder
+    # active. It shows and type-checks as ``_autorecord_signature`` above.
+    _get_active = ACTIVE.get
+
+    def autorecord(prompt, response, **options):
+        chain = _get_active()
+        if not chain:
+            return None
+        return _autorecord(chain, prompt, response, **options)
+
+    autorecord.__doc__ = _autorecord_signature.__doc__
+    autorecord.__signature__ = inspect.signature(_autorecord_signature)
+    autorecord.__annotations__ = _autorecord_signature.__annotations__
+
+
+def _autorecord(
+    chain: tuple[Activation, ...],
+    prompt: str | Sequence[Mapping[str, Any]],
+    response: str,
+    /,
+    *,
+    model: str | None = None,
+    started_at: datetime | None = None,
+    ended_at: datetime | None = None,
+    input_tokens: int | None = None,
+    output_tokens: int | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    **more: Any,
+) -> PromptRecord | None:
+    """``autorecord`` with a recorder active: check the arguments, then store the pair."""
+    prompt_text, messages = check_prompt(prompt)
+    response_text = check_response(response)
+    if model is not None and not isinstance(model, str):
+        raise TypeError(f"`model` must be a str or None, got {type(model).__name__}: {model!r}")
+    _check_tokens("input_tokens", input_tokens)
+    _check_tokens("output_tokens", output_tokens)
+    if ended_at is None:
+        ended_ns = time.time_ns()
+        ended = datetime.fromtimestamp(ended_ns / 1e9, timezone.utc)
+    else:
+        ended_ns, ended = _timestamp("ended_at", ended_at)
+    started_ns, started = _timestamp("started_at", started_at) if started_at is not None else (ended_ns, None)
+    if started_ns > ended_ns:
+        raise ValueError(f"`started_at` must not be after `ended_at`, got {started_at!r} > {ended!r}")
+    return store_pair(
+        chain,
+        prompt=prompt_text,
+        messages=messages,
+        response=response_text,
+        request_model=model,
+        response_model=model,
+        started_ns=started_ns,
+        started_at=started,
+        ended_ns=ended_ns,
+        ended_at=ended,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        metadata=_merge_metadata(metadata, more),
+    )
+
+
+def store_pair(
+    chain: tuple[Activation, ...],
+    *,
+    prompt: str,
+    messages: tuple[Mapping[str, Any], ...] | None,
+    response: str,
+    request_model: str | None,
+    response_model: str | None,
+    started_ns: int,
+    started_at: datetime | None,
+    ended_ns: int,
+    ended_at: datetime,
+    input_tokens: int | None = None,
+    output_tokens: int | None = None,
+    metadata: Mapping[str, Any] = _NO_METADATA,
+    provider: str | None = None,
+    finish_reasons: tuple[str, ...] | None = None,
+    tool_calls: tuple[Mapping[str, Any], ...] | None = None,
+    error: str | None = None,
+    complete: bool = True,
+    prepared: PreparedMessages | None = None,
+) -> PromptRecord | None:
+    """Add a checked pair's events to the innermost span and keep its record in every recorder.
+
+    The shared path of ``autorecord`` and of the bots and openai instrumentation, which
+    build their arguments from API objects and so need no checking. The innermost
+    recorder's content policy applies first (None when it captures nothing). ``prepared``
+    is ``messages`` already passed through that policy, by the call's span: used as it is.
+    """
+    innermost = chain[-1]
+    recorder = innermost.recorder
+    policy = innermost.policy
+    if not policy.records:
+        return None
+    if policy.keeps_text:
+        if policy.scrubber is not None or policy.redact is not None:
+            counter = recorder.redactions
+            if messages is None:
+                prompt = policy.text(prompt, counter)
+            elif prepared is not None:
+                messages = prepared.messages
+                counter.add(prepared.counts)
+                prompt = last_user_text(messages)
+            else:  # the prompt is a view of the messages: derive it, so nothing counts twice
+                messages = policy.messages(messages, counter)
+                prompt = last_user_text(messages)
+            response = policy.text(response, counter)
+            tool_calls = None if tool_calls is None else policy.tool_calls(tool_calls, counter)
+            error = None if error is None else policy.text(error, counter)
+    else:
+        prompt = response = ""
+        messages = None
+        tool_calls = None if tool_calls is None else tuple(_without_arguments(call) for call in tool_calls)
+        error = None if error is None else error.partition(":")[0]
+    record_id = os.urandom(8).hex()
+    ids: tuple[str, str] | None = None
+    try:
+        prompt_attributes = response_attributes = None
+        if innermost.recording:
+            limit = recorder.max_content_length
+            prompt_attributes = prompt_event_attributes(
+                record_id=record_id,
+                prompt=prompt,
+                messages=messages,
+                model=request_model,
+                provider=provider,
+                input_tokens=input_tokens,
+                metadata=metadata,
+                limit=limit,
+                input_messages_json=(
+                    prepared.json if prepared is not None and prepared.limit == limit and messages else None
+                ),
+            )
+            response_attributes = response_event_attributes(
+                record_id=record_id,
+                response=response,
+                model=response_model,
+                output_tokens=output_tokens,
+                finish_reasons=finish_reasons,
+                tool_calls=tool_calls,
+                error=error,
+                complete=complete,
+                limit=limit,
+            )
+        ids = innermost.add_pair(prompt_attributes, started_ns, response_attributes, ended_ns)
+        if innermost.closed:
+            warn_once(
+                "record-after-exit",
+                "a prompt was recorded after its PromptRecorder %r exited (a thread or task "
+                "outlived the block); it is kept in memory but not exported",
+                recorder.name,
+            )
+    except Exception as failure:  # telemetry must never break the caller; the record is still kept
+        warn_once("add-events", "promptrecorder could not add events to the span: %r", failure)
+
+    record = PromptRecord(
+        prompt=prompt,
+        response=response,
+        ended_at=ended_at,
+        recorder=recorder.name,
+        id=record_id,
+        model=response_model or request_model,
+        started_at=started_at,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        trace_id=ids[0] if ids else None,
+        span_id=ids[1] if ids else None,
+        messages=messages,
+        metadata=metadata,
+        provider=provider,
+        finish_reasons=finish_reasons,
+        tool_calls=tool_calls,
+        error=error,
+        complete=complete,
+    )
+    if len(chain) == 1:
+        recorder._store.append(record)
+    else:
+        # A recorder entered twice in the chain still keeps the record once.
+        for outer in {id(a.recorder): a.recorder for a in chain}.values():
+            outer._store.append(record)
+    return record
+
+
+@dataclass(frozen=True)
+class PreparedMessages:
+    """A call's messages as its span exported them: passed through the recorder's content
+    policy (``counts``: what that changed) and built as ``gen_ai.input.messages`` (``json``,
+    cut at ``limit``). The pair's record and prompt event reuse them instead of doing both
+    again."""
+
+    messages: tuple[Mapping[str, Any], ...]
+    counts: RedactionCounter
+    limit: int | None
+    json: str
+
+
+def _without_arguments(call: Mapping[str, Any]) -> Mapping[str, Any]:
+    function = call.get("function")
+    if isinstance(function, Mapping):
+        return {**call, "function": {key: value for key, value in function.items() if key != "arguments"}}
+    return call
+
+
+# --- argument checks ----------------------------------------------------------------
+
+
+def _check_tokens(name: str, value: object) -> None:
+    if value is None:
+        return
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise TypeError(f"`{name}` must be a non-negative int or None, got {value!r}")
+    if value >= 2**63:  # OTLP integers are int64
+        raise ValueError(f"`{name}` must be below 2**63, got {value!r}")
+
+
+def _timestamp(name: str, value: object) -> tuple[int, datetime]:
+    if not isinstance(value, datetime):
+        raise TypeError(f"`{name}` must be a timezone-aware datetime, got {type(value).__name__}: {value!r}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(
+            f"`{name}` must be timezone-aware, got naive {value!r}; "
+            "use datetime.now(timezone.utc) or attach a tzinfo"
+        )
+    delta = value - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000, value
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def _merge_metadata(metadata: object, more: dict[str, Any]) -> Mapping[str, Any]:
+    if metadata is None and not more:
+        return _NO_METADATA
+    if metadata is None:
+        merged = more
+    elif isinstance(metadata, Mapping):
+        merged = {**metadata, **more}
+    else:
+        raise TypeError(f"`metadata` must be a dict or None, got {type(metadata).__name__}: {metadata!r}")
+    for key in merged:
+        if not isinstance(key, str):
+            raise TypeError(f"`metadata` keys must be str, got {key!r}")
+    return MappingProxyType(dict(merged))
