@@ -153,3 +153,47 @@ def test_empty_strings_are_recorded(tracing: Tracing) -> None:
     assert record is not None
     assert (record.prompt, record.response) == ("", "")
     _assert_exportable(tracing.spans())
+
+
+# --- the bots' inputs ----------------------------------------------------------------------
+
+
+@PROPERTY_SETTINGS
+@given(message=any_text, reply=any_text, system=any_text)
+def test_any_text_through_a_bot_is_sent_recorded_and_exports(
+    tracing: Tracing, message: str, reply: str, system: str
+) -> None:
+    """Any Unicode message, system prompt and reply (surrogates, NUL, empty) goes to the
+    server as JSON, comes back unchanged to the caller, and is recorded in an exportable span."""
+    from promptrecorder import SimpleBot
+    from tests.fake_openai import FakeOpenAI, completion
+
+    tracing.exporter.clear()
+    server = FakeOpenAI(completion(reply))
+    bot = SimpleBot(system, client=server.client())
+    with PromptRecorder("bot", tracer_provider=tracing.provider, scrub_secrets=False) as recorder:
+        response = bot(message)
+    sent = server.bodies[-1]["messages"]
+    assert [m["role"] for m in sent] == ["system", "user"]
+    assert response.content == json.loads(json.dumps(reply))  # what a JSON round trip gives
+    (record,) = recorder.records
+    assert record.prompt == sent[-1]["content"]
+    _assert_exportable(tracing.spans())
+
+
+@PROPERTY_SETTINGS
+@given(message=wrong_type)
+def test_a_bot_refuses_non_text_messages_before_sending(tracing: Tracing, message: object) -> None:
+    """A message that is not a str is a TypeError naming it; nothing reaches the server or the recorder."""
+    from promptrecorder import SimpleBot
+    from tests.fake_openai import FakeOpenAI
+
+    server = FakeOpenAI()
+    bot = SimpleBot("system", client=server.client())
+    with (
+        PromptRecorder("bot", tracer_provider=tracing.provider) as recorder,
+        pytest.raises(TypeError, match="`message` must be a str"),
+    ):
+        bot(message)  # type: ignore[arg-type]
+    assert server.requests == []
+    assert len(recorder) == 0
