@@ -7,6 +7,9 @@ import threading
 
 logger = logging.getLogger("promptrecorder")
 
+# Drops of a full queue less than this far apart belong to one episode (one log line).
+QUEUE_EPISODE_QUIET_S = 10.0
+
 _said: set[str] = set()
 _said_lock = threading.Lock()
 

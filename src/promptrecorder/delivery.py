@@ -8,16 +8,12 @@ recovers, and once shutdown has begun it stops waiting on a collector that is no
 so that the process exits in bounded time.
 
 With a spool (``configure(spool_dir=...)``) nothing is given up instead: a batch that
-cannot be delivered is written to disk (``promptrecorder.spool``), and from then on, while
-the spool holds anything, new batches go straight to disk behind it (fast: the batch
-processor's queue keeps moving while the collector is down). A drain thread re-sends the
-oldest file through the same exporter, deletes it once accepted, backs off (up to
-``DRAIN_MAX_BACKOFF_S``) while the collector does not answer, and hands back to direct
-export when the spool is empty.
+cannot be delivered is written to disk and re-sent later by the exporter's ``SpoolDrain``
+(``promptrecorder.spool_drain``); this module still decides, batch by batch, whether to
+send directly or behind the spool, and counts every outcome.
 
-``DeliveryProcessor`` is the SDK's ``BatchSpanProcessor``, except that a span arriving at
-a full queue is handed to the ``DeliveryExporter`` (spooled, or counted as lost) rather
-than dropped with the SDK's one "Queue full" warning for thousands of spans.
+The batch processor that hands a full queue's spans to ``DeliveryExporter.overflow`` is
+``DeliveryProcessor`` (``promptrecorder.delivery_processor``).
 """
 
 from __future__ import annotations
@@ -26,17 +22,16 @@ import inspect
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from promptrecorder import ledger
-from promptrecorder._diagnostics import logger
-from promptrecorder.otlp_codec import UndecodableBatchError, decode_batch, encode_batch
-from promptrecorder.spool import CorruptSpoolFileError, Spool, SpoolEntry
+from promptrecorder._diagnostics import QUEUE_EPISODE_QUIET_S, logger
+from promptrecorder.spool import Spool
+from promptrecorder.spool_drain import SpoolDrain
 
 # The loggers through which the stock OTLP span exporters report a failed export.
 _EXPORTER_LOGGERS = (
@@ -49,14 +44,6 @@ _EXPORTER_LOGGERS = (
 _exporting = threading.local()
 # How long shutdown waits for an aborted export to return its outcome.
 _IN_FLIGHT_GRACE_S = 1.0
-# The drain thread's pause after a failed re-send doubles from the first to the last.
-DRAIN_FIRST_BACKOFF_S = 0.2
-DRAIN_MAX_BACKOFF_S = 5.0
-# With a spool, spans a full queue cannot take wait here (in memory) for the drain thread
-# to write them to disk; beyond this many they are dropped and counted.
-OVERFLOW_LIMIT = 2048
-# Drops of a full queue less than this far apart belong to one episode (one log line).
-_QUEUE_EPISODE_QUIET_S = 10.0
 
 
 class _CaptureExporterLogs(logging.Filter):
@@ -130,7 +117,7 @@ class DeliveryExporter(SpanExporter):
         self._unreported = 0  # of those, the ones after the outage's one warning
         self._last_error: str | None = None
         self._captured: str | None = None  # what the exporter logged during the current export
-        self._last_queue_drop = self._last_overflow = float("-inf")
+        self._last_queue_drop = float("-inf")
         self._failed_at_last_flush = 0
         self._queue_unreported = 0
         self._shutting_down = False
@@ -140,27 +127,20 @@ class DeliveryExporter(SpanExporter):
         self._in_flight: Sequence[ReadableSpan] = ()
         self._in_flight_is_spooled = False  # a re-send: its file is still on disk
         self._tracked: dict[int, ledger.Tally] = {}  # span id -> whose, until its fate is known
-        self._overflow: deque[ReadableSpan] = deque()
-        self._overflow_lock = threading.Lock()
-        self.overflow_limit = OVERFLOW_LIMIT
-        self._wake = threading.Event()  # something to spool or re-send
-        self._kick = threading.Event()  # cut the drain's back-off short (flush, shutdown)
-        self._stop = threading.Event()
-        self._drain_thread: threading.Thread | None = None
+        # The spool mode: overflow, spool writes and the drain thread; None without a spool.
+        self._drain = SpoolDrain(self, spool) if spool is not None else None
         _install_capture_filter()
 
     def start(self) -> None:
         """Start re-sending what the spool holds (configure() calls it once the pipeline is live)."""
-        if self._spool is None or self._drain_thread is not None or self._stop.is_set():
-            return
-        self._drain_thread = threading.Thread(target=self._drain, name="promptrecorder-spool", daemon=True)
-        self._drain_thread.start()
+        if self._drain is not None:
+            self._drain.start()
 
     # --- what happened --------------------------------------------------------------------
 
     def stats(self) -> DeliveryStats:
         spool = self._spool
-        backlog = spool.backlog()[1] if spool is not None else 0
+        backlog = self._drain.backlog_spans() if self._drain is not None else 0
         with self._lock:
             return DeliveryStats(
                 self._exported,
@@ -170,7 +150,7 @@ class DeliveryExporter(SpanExporter):
                 queue_dropped_spans=self._queue_dropped,
                 spooled_spans=self._spooled,
                 spool_dropped_spans=spool.dropped_spans if spool is not None else 0,
-                spool_backlog_spans=backlog + len(self._overflow),
+                spool_backlog_spans=backlog,
                 spool_dir=str(spool.directory) if spool is not None else None,
             )
 
@@ -193,8 +173,8 @@ class DeliveryExporter(SpanExporter):
     # --- exporting --------------------------------------------------------------------------
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        if self._spool is not None:
-            return self._export_or_spool(spans)
+        if self._drain is not None:
+            return self._export_or_spool(self._drain, spans)
         if self._shutting_down and self._failing:
             # The collector did not answer the last export: waiting on it again would only
             # hold the process at exit. Count what is given up.
@@ -209,13 +189,12 @@ class DeliveryExporter(SpanExporter):
         self._lose(spans, self._captured)
         return SpanExportResult.FAILURE
 
-    def _export_or_spool(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        assert self._spool is not None
-        self._move_overflow()
-        if self._spool_holds_anything() or not self._send_lock.acquire(blocking=False):
+    def _export_or_spool(self, drain: SpoolDrain, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        drain.move_overflow()
+        if drain.holds_anything() or not self._send_lock.acquire(blocking=False):
             # Behind what is already waiting (or being re-sent), in order; never waiting on
             # the drain thread's export, so that the queue keeps moving.
-            self._to_spool(spans)
+            drain.to_spool(spans)
             return SpanExportResult.SUCCESS
         try:
             delivered = self._send(spans)
@@ -227,7 +206,7 @@ class DeliveryExporter(SpanExporter):
             self._count_success(spans)
             return SpanExportResult.SUCCESS
         self._note_failure(len(spans), self._captured, spooled=True)
-        self._to_spool(spans)
+        drain.to_spool(spans)
         return SpanExportResult.FAILURE
 
     def _send(self, spans: Sequence[ReadableSpan], *, spooled: bool = False) -> bool:
@@ -325,7 +304,7 @@ class DeliveryExporter(SpanExporter):
         with self._lock:
             self._failed += len(spans)
             self._queue_dropped += len(spans)
-            episode = now - self._last_queue_drop > _QUEUE_EPISODE_QUIET_S
+            episode = now - self._last_queue_drop > QUEUE_EPISODE_QUIET_S
             self._last_queue_drop = now
             if not episode:
                 self._queue_unreported += len(spans)
@@ -337,132 +316,14 @@ class DeliveryExporter(SpanExporter):
                 self.destination,
             )
 
-    # --- the spool ---------------------------------------------------------------------------
-
-    def overflow(self, span: ReadableSpan) -> None:
-        """Take a span the batch processor's full queue cannot hold."""
-        if self._spool is not None and not self._closed:
-            now = time.monotonic()
-            with self._overflow_lock:
-                kept = len(self._overflow) < self.overflow_limit
-                if kept:
-                    self._overflow.append(span)
-                    episode = now - self._last_overflow > _QUEUE_EPISODE_QUIET_S
-                    self._last_overflow = now
-            if kept:
-                self._wake.set()
-                if episode:
-                    logger.warning(
-                        "promptrecorder: the export queue for %s is full; spans wait in the spool %s "
-                        "and are sent as it drains (nothing is lost)",
-                        self.destination,
-                        self._spool.directory,
-                    )
-                return
-        self._lose_queued([span])
-
-    def _spool_holds_anything(self) -> bool:
-        return bool(self._overflow) or (self._spool is not None and len(self._spool) > 0)
-
-    def _move_overflow(self) -> None:
-        with self._overflow_lock:
-            if not self._overflow:
-                return
-            spans = list(self._overflow)
-            self._overflow.clear()
-        self._to_spool(spans)
-
-    def _to_spool(self, spans: Sequence[ReadableSpan]) -> None:
-        assert self._spool is not None
-        # Whose spans these are travels with the file's entry, and is counted as spooled
-        # before the drain thread can see the file (and count it exported).
-        counts = ledger.resolve(self._tallies(spans), "spooled")
-        try:
-            entry = self._spool.append(encode_batch(spans), len(spans), tag=counts or None)
-        except Exception as error:  # an unencodable span must not stop the processor thread
-            logger.warning("promptrecorder: could not encode %d spans for the spool: %s", len(spans), error)
-            entry = None
-        if entry is None:
-            ledger.settle_spooled(counts, "dropped")
-            with self._lock:
-                self._failed += len(spans)
-            return
+    def _count_failed(self, count: int) -> None:
+        """Spans lost for good outside an export: a spool write or a spooled file gone bad."""
         with self._lock:
-            self._spooled += len(spans)
-        self._wake.set()
+            self._failed += count
 
-    def _drain(self) -> None:
-        """The drain thread: re-send spooled batches, oldest first, until stopped."""
-        assert self._spool is not None
-        backoff = 0.0
-        while not self._stop.is_set():
-            self._wake.clear()
-            self._move_overflow()
-            entry = self._spool.oldest()
-            if entry is None:
-                self._wake.wait()
-                continue
-            if self._stop.is_set():
-                break
-            if backoff:
-                self._pause(backoff)
-                if self._stop.is_set():
-                    break
-            if not self._send_lock.acquire(timeout=0.05):
-                continue  # a direct export is in flight; meanwhile keep the overflow moving
-            try:
-                # One re-send per directory at a time, even across a re-configure() that left
-                # the previous drain thread finishing a send: no file goes out twice.
-                if not self._spool.draining.acquire(timeout=0.05):
-                    continue
-                try:
-                    entry = self._spool.oldest()
-                    delivered = entry is None or self._resend(entry)
-                finally:
-                    self._spool.draining.release()
-            finally:
-                self._send_lock.release()
-            backoff = 0.0 if delivered else min(max(backoff * 2, DRAIN_FIRST_BACKOFF_S), DRAIN_MAX_BACKOFF_S)
-
-    def _pause(self, seconds: float) -> None:
-        deadline = time.monotonic() + seconds
-        while not self._stop.is_set():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return
-            if self._kick.wait(min(remaining, 0.1)):
-                self._kick.clear()
-                return
-            self._move_overflow()  # the queue may be overflowing meanwhile
-
-    def _resend(self, entry: SpoolEntry) -> bool:
-        """Re-send one spooled batch; True unless the collector refused or did not answer."""
-        assert self._spool is not None
-        spool = self._spool
-        try:
-            spans = decode_batch(spool.read(entry))
-        except (CorruptSpoolFileError, UndecodableBatchError) as error:
-            spool.quarantine(entry, str(error))
-            self._settle(entry, "dropped")
-            return True
-        if not self._send(spans, spooled=True):
-            if not self._closed:
-                self._note_failure(len(spans), self._captured, spooled=True)
-            return False
-        spooled_before = spool.backlog()[1]
-        spool.remove(entry)
-        # A crash right before the deletion, after the collector's answer, re-sends this one
-        # batch at the next start: the window for a duplicate is this one unlink.
-        self._settle(entry, "exported")
-        self._count_exported(len(spans), spooled_before)
-        return True
-
-    def _settle(self, entry: SpoolEntry, outcome: str) -> None:
-        if outcome == "dropped":
-            with self._lock:
-                self._failed += entry.spans
-        if isinstance(entry.tag, dict):  # None for a file an earlier process spooled
-            ledger.settle_spooled(entry.tag, outcome)
+    def _count_spooled(self, count: int) -> None:
+        with self._lock:
+            self._spooled += count
 
     def lost_since_last_flush(self) -> int:
         """Spans lost since the previous call (flush() asks), or since this exporter began."""
@@ -471,18 +332,19 @@ class DeliveryExporter(SpanExporter):
             self._failed_at_last_flush = self._failed
         return lost
 
+    # --- the spool ---------------------------------------------------------------------------
+
+    def overflow(self, span: ReadableSpan) -> None:
+        """Take a span the batch processor's full queue cannot hold."""
+        if self._drain is not None and not self._closed and self._drain.overflow(span):
+            return
+        self._lose_queued([span])
+
     def wait_for_spool(self, deadline: float) -> bool:
         """Wait until the spool is empty (True) or ``deadline`` (``time.monotonic()``) passes."""
-        if self._spool is None:
+        if self._drain is None:
             return True
-        self._move_overflow()
-        self._kick.set()
-        self._wake.set()
-        while self._spool_holds_anything():
-            if time.monotonic() >= deadline or self._stop.is_set():
-                return not self._spool_holds_anything()
-            time.sleep(0.01)
-        return True
+        return self._drain.wait_until_empty(deadline)
 
     # --- shutting down -------------------------------------------------------------------------
 
@@ -495,9 +357,8 @@ class DeliveryExporter(SpanExporter):
         if self._spool is not None and not self._failing:
             # The collector answers: let the drain finish the backlog while time remains.
             self.wait_for_spool(deadline)
-        self._stop.set()
-        self._wake.set()
-        self._kick.set()
+        if self._drain is not None:
+            self._drain.stop()
         remaining_millis = max(0.0, (deadline - time.monotonic()) * 1000)
         if "timeout_millis" in inspect.signature(self._exporter.shutdown).parameters:
             self._exporter.shutdown(timeout_millis=remaining_millis)  # type: ignore[call-arg]
@@ -506,8 +367,8 @@ class DeliveryExporter(SpanExporter):
         # Shutting the exporter down aborts its retries; give the export still in flight a
         # moment to come back, so that its outcome is counted and reported, not lost with
         # the daemon thread at exit.
-        if self._drain_thread is not None:
-            self._drain_thread.join(_IN_FLIGHT_GRACE_S)
+        if self._drain is not None:
+            self._drain.join(_IN_FLIGHT_GRACE_S)
         if not self._idle.wait(_IN_FLIGHT_GRACE_S):
             stuck = self._in_flight
             if stuck and not self._in_flight_is_spooled:  # a re-send's file stays on disk anyway
@@ -550,55 +411,14 @@ class DeliveryExporter(SpanExporter):
             self._spool.release()
 
     def _give_up(self, spans: Sequence[ReadableSpan], reason: str) -> None:
-        if self._spool is not None:
+        if self._drain is not None:
             # Spooled, they are re-sent by the next process. An export still in flight might
             # yet be accepted: then the collector sees it twice (documented), never zero times.
-            self._to_spool(spans)
+            self._drain.to_spool(spans)
         else:
             self._lose(spans, reason)
 
     def _move_overflow_at_close(self) -> None:
-        with self._overflow_lock:
-            spans = list(self._overflow)
-            self._overflow.clear()
+        spans = self._drain.take_overflow() if self._drain is not None else []
         if spans:
             self._give_up(spans, "overflowed the queue at shutdown")
-
-
-class DeliveryProcessor(BatchSpanProcessor):
-    """The SDK's batch processor, with a full queue's spans handed to ``delivery``.
-
-    The stock processor, finding its queue full, drops the *oldest* queued span with one
-    "Queue full" warning (deduplicated for 20 s) and no count anywhere. Here ``on_end``
-    looks first: with no room, the new span goes to ``delivery.overflow`` (spooled, or
-    counted as lost), and the queue never overflows. ``on_end`` calls are serialised so
-    that the check and the enqueue agree; only the export thread drains the queue meanwhile,
-    which can only make room.
-    """
-
-    def __init__(self, delivery: DeliveryExporter) -> None:
-        super().__init__(delivery)
-        self.delivery = delivery
-        self._emit_lock = threading.Lock()
-        # The SDK keeps the queue on its internal batcher (SDK >= 1.34); without it, the
-        # stock behaviour applies.
-        batcher = getattr(self, "_batch_processor", None)
-        self._queue: deque[ReadableSpan] | None = getattr(batcher, "_queue", None)
-        self._capacity: int | None = getattr(batcher, "_max_queue_size", None)
-
-    def on_end(self, span: ReadableSpan) -> None:
-        queue, capacity = self._queue, self._capacity
-        if queue is None or capacity is None:
-            super().on_end(span)
-            return
-        if not (span.context and span.context.trace_flags.sampled):
-            return
-        with self._emit_lock:
-            if len(queue) < capacity:
-                super().on_end(span)
-                return
-        self.delivery.overflow(span)
-
-    def queued(self) -> list[ReadableSpan]:
-        """The spans still queued (oldest first), once the processor is shut down."""
-        return list(reversed(self._queue)) if self._queue is not None else []

@@ -28,7 +28,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
 from promptrecorder import ledger, settings
 from promptrecorder._diagnostics import logger, warn_once
 from promptrecorder.console import CompactConsoleExporter
-from promptrecorder.delivery import DeliveryExporter, DeliveryProcessor, DeliveryStats
+from promptrecorder.delivery import DeliveryExporter, DeliveryStats
+from promptrecorder.delivery_processor import DeliveryProcessor
 from promptrecorder.spool import Spool, SpoolUnavailableError
 
 
