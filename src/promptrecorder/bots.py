@@ -113,6 +113,7 @@ class SimpleBot:
     ) -> None:
         if not isinstance(system_prompt, str):
             raise TypeError(f"`system_prompt` must be a str, got {_describe(system_prompt)}")
+        _check_sendable("system_prompt", system_prompt)
         if not isinstance(model, str):
             raise TypeError(f"`model` must be a non-empty str, got {_describe(model)}")
         if not model.strip():
@@ -398,7 +399,21 @@ def _endpoint(client: openai.OpenAI | openai.AsyncOpenAI) -> Endpoint:
 def _check_message(message: object) -> str:
     if not isinstance(message, str):
         raise TypeError(f"`message` must be a str, got {_describe(message)}")
-    return message
+    return _check_sendable("message", message)
+
+
+def _check_sendable(name: str, text: str) -> str:
+    """Refuse text no API can be sent: a lone surrogate has no UTF-8 form, and the client's
+    JSON encoder would fail on it deep inside the request."""
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as error:
+            raise ValueError(
+                f"`{name}` must be valid Unicode text, got a lone surrogate {text[error.start]!r} "
+                f"at index {error.start}; decode the bytes it came from with errors='replace'"
+            ) from None
+    return text
 
 
 def _describe(value: object) -> str:

@@ -163,14 +163,27 @@ def test_empty_strings_are_recorded(tracing: Tracing) -> None:
 def test_any_text_through_a_bot_is_sent_recorded_and_exports(
     tracing: Tracing, message: str, reply: str, system: str
 ) -> None:
-    """Any Unicode message, system prompt and reply (surrogates, NUL, empty) goes to the
-    server as JSON, comes back unchanged to the caller, and is recorded in an exportable span."""
+    """Any Unicode message, system prompt and reply (NUL, empty, any plane) goes to the server
+    as JSON, comes back unchanged to the caller, and is recorded in an exportable span; text
+    with a lone surrogate, which has no UTF-8 form, is refused with a ValueError naming it."""
     from promptrecorder import SimpleBot
     from tests.fake_openai import FakeOpenAI, completion
 
+    def sendable(text: str) -> bool:
+        return not any("\ud800" <= char <= "\udfff" for char in text)
+
     tracing.exporter.clear()
     server = FakeOpenAI(completion(reply))
+    if not sendable(system):
+        with pytest.raises(ValueError, match="`system_prompt` must be valid Unicode text"):
+            SimpleBot(system, client=server.client())
+        return
     bot = SimpleBot(system, client=server.client())
+    if not sendable(message):
+        with pytest.raises(ValueError, match="`message` must be valid Unicode text"):
+            bot(message)
+        assert server.requests == []
+        return
     with PromptRecorder("bot", tracer_provider=tracing.provider, scrub_secrets=False) as recorder:
         response = bot(message)
     sent = server.bodies[-1]["messages"]
