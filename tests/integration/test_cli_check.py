@@ -191,11 +191,12 @@ class _AcceptingHandler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        # Counted before answering: once the client has its 200, the test reads the count.
+        self.server.posts += 1  # type: ignore[attr-defined]
         self.send_response(200)
         self.send_header("Content-Type", "application/x-protobuf")
         self.send_header("Content-Length", "0")
         self.end_headers()
-        self.server.posts += 1  # type: ignore[attr-defined]
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
