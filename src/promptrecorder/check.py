@@ -42,7 +42,7 @@ from promptrecorder._diagnostics import logger as promptrecorder_logger
 # `name as name`: re-exported; check_report and the tests import them from promptrecorder.check.
 from promptrecorder.check_outcome import Outcome as Outcome
 from promptrecorder.check_outcome import Problem as Problem
-from promptrecorder.check_probe import _ca_file, _completes_tls_handshake, probe
+from promptrecorder.check_probe import _completes_tls_handshake, probe
 from promptrecorder.check_replies import _http_outcome, _RecordingSession, grpc_outcome
 from promptrecorder.check_replies import _partially_rejected as _partially_rejected
 from promptrecorder.check_replies import http_error_outcome as http_error_outcome
@@ -61,9 +61,6 @@ CHECK_RESPONSE = "Yes: this response reached the collector with its prompt."
 CHECK_MODEL = "promptrecorder-check"
 CHECK_INPUT_TOKENS = 7
 CHECK_OUTPUT_TOKENS = 9
-
-# Variables with which requests overrides a session's CA file (psf/requests#3829).
-_REQUESTS_CA_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 
 
 @dataclass(frozen=True)
@@ -175,13 +172,6 @@ def run_check(target: Target) -> Outcome:
             and _completes_tls_handshake(target)
         ):
             outcome = replace(outcome, problem=Problem.TLS_REQUIRED)
-        elif outcome.problem is Problem.TLS_UNTRUSTED and target.protocol != "grpc":
-            # The probe trusted the certificate with the CA file the exporter was given, yet
-            # the export did not: requests lets these variables override the session's CA
-            # file (psf/requests#3829), and the stock OTLP/HTTP exporter sets it on a session.
-            overriding = [name for name in _REQUESTS_CA_VARIABLES if settings.env(name)]
-            if overriding and _ca_file() is not None:
-                outcome = replace(outcome, problem=Problem.TLS_CA_OVERRIDDEN, detail=" and ".join(overriding))
     return replace(outcome, elapsed_s=time.monotonic() - started)
 
 

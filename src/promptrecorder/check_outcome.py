@@ -20,7 +20,6 @@ class Problem(enum.Enum):
     TIMEOUT = "timeout"
     TLS_NOT_SPOKEN = "the server does not speak TLS"
     TLS_UNTRUSTED = "TLS certificate not trusted"
-    TLS_CA_OVERRIDDEN = "the CA file was overridden by REQUESTS_CA_BUNDLE"
     TLS_FAILED = "TLS handshake failed"
     TLS_REQUIRED = "the server speaks only TLS"
     CONNECTION_CLOSED = "connection closed without an answer"

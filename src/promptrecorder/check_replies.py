@@ -15,13 +15,17 @@ import requests  # the OTLP/HTTP exporter's own dependency
 
 from promptrecorder.check_outcome import Outcome, Problem
 from promptrecorder.check_probe import _PLAIN_TEXT_REPLIES
+from promptrecorder.telemetry import PinnedCaSession
 
 # Longest server message kept; a proxy's HTML error page need not be printed whole.
 _MAX_MESSAGE_CHARS = 300
 
 
-class _RecordingSession(requests.Session):
-    """A requests session that keeps the last reply or transport error the exporter saw."""
+class _RecordingSession(PinnedCaSession):
+    """A requests session that keeps the last reply or transport error the exporter saw.
+
+    It keeps the OTLP CA file as ``configure()``'s session does, so the check exports as the
+    application would."""
 
     def __init__(self) -> None:
         super().__init__()

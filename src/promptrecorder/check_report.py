@@ -80,12 +80,6 @@ def _what_happened(target: Target, outcome: Outcome) -> str:
         )
     if problem is Problem.TLS_UNTRUSTED:
         return f"not accepted: TLS failed, as the certificate of {where} is not trusted{said}."
-    if problem is Problem.TLS_CA_OVERRIDDEN:
-        return (
-            f"not accepted: TLS failed, as the OTLP/HTTP exporter did not trust the certificate of {where} "
-            f"although the CA file given in OTEL_EXPORTER_OTLP_CERTIFICATE does: {detail} is set, and the "
-            "requests library lets it override the exporter's CA file (psf/requests#3829)."
-        )
     if problem is Problem.TLS_FAILED:
         return f"not accepted: the TLS handshake with {where} failed{said}."
     if problem is Problem.TLS_REQUIRED:
@@ -139,11 +133,6 @@ def _next_step(target: Target, outcome: Outcome) -> str:
             "next: give the CA that signed the server's certificate with "
             "OTEL_EXPORTER_OTLP_CERTIFICATE=/path/to/ca.pem, or fix the certificate "
             "(its names must include the host you connect to)."
-        )
-    if problem is Problem.TLS_CA_OVERRIDDEN:
-        return (
-            f"next: unset {outcome.detail} in the application's environment, or point it at a bundle "
-            "that includes your CA."
         )
     if problem is Problem.TLS_FAILED:
         return (

@@ -409,10 +409,17 @@ def _otlp_session() -> requests.Session | None:
         or settings.env(settings.OTEL_EXPORTER_OTLP_CERTIFICATE)
     ):
         return None
-    return _PinnedCaSession()
+    return PinnedCaSession()
 
 
-class _PinnedCaSession(requests.Session):
+class PinnedCaSession(requests.Session):
+    """A requests session whose own CA file (set by the OTLP/HTTP exporter from
+    ``OTEL_EXPORTER_OTLP_CERTIFICATE``) is not overridden by the environment's bundle.
+
+    Used by ``configure()`` and by ``promptrecorder check``, so that both trust what the
+    OTLP variables say.
+    """
+
     def merge_environment_settings(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         merged: dict[str, Any] = super().merge_environment_settings(*args, **kwargs)
         if isinstance(self.verify, str):
