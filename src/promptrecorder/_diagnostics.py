@@ -21,9 +21,3 @@ def warn_once(key: str, message: str, *args: object) -> None:
             return
         _said.add(key)
     logger.warning(message, *args)
-
-
-def forget(key: str) -> None:
-    """Let ``key`` be said again (after the condition it reported has cleared)."""
-    with _said_lock:
-        _said.discard(key)
