@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import os
 import threading
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future
 from types import TracebackType
@@ -137,14 +138,13 @@ class PromptRecorder:
             else None
         )
         self.redactions = RedactionCounter()
+        self._policies: dict[CaptureMode, ContentPolicy] = {}  # one per capture mode seen
         self._span_attributes: dict[str, AttributeValue] = {
             **_check_attributes(attributes),
             semconv.GEN_AI_OPERATION_NAME: semconv.OPERATION_INVOKE_WORKFLOW,
             semconv.GEN_AI_WORKFLOW_NAME: name,
         }
-        self._tracer = trace.get_tracer(
-            semconv.INSTRUMENTATION_NAME, __version__, tracer_provider=tracer_provider
-        )
+        self._tracer = _tracer(tracer_provider)
         self._store = RecordStore(max_records)
         self._delivery = ledger.Tally()  # what became of this recorder's spans
         # Activations not yet exited, so that an exit in another context can find its own.
@@ -156,7 +156,10 @@ class PromptRecorder:
     def content_policy(self) -> ContentPolicy:
         """The content policy an entry into this recorder uses now."""
         capture = self.capture or capture_from_environment()
-        return ContentPolicy(capture, self._scrubber, self._redact)
+        policy = self._policies.get(capture)
+        if policy is None:  # a policy is immutable, so entries share it
+            policy = self._policies[capture] = ContentPolicy(capture, self._scrubber, self._redact)
+        return policy
 
     def __enter__(self) -> PromptRecorder:
         activation = Activation(self, self._start_span(self.name, None, self._span_attributes))
@@ -353,6 +356,33 @@ class PromptRecorder:
         recorder = cls(name or (records[0].recorder if records else "PromptRecorder"), max_records=None)
         recorder._store.extend(records)
         return recorder
+
+
+# --- helpers ----------------------------------------------------------------------------
+
+# A service may build a recorder per request, and `trace.get_tracer` costs ~5 µs (the SDK
+# rebuilds the scope and a warnings filter on every call before handing back the tracer it
+# already made for that scope), so each provider's tracer is looked up once.
+_TRACERS: weakref.WeakKeyDictionary[trace.TracerProvider, trace.Tracer] = weakref.WeakKeyDictionary()
+
+
+def _tracer(provider: trace.TracerProvider | None) -> trace.Tracer:
+    """Our tracer from ``provider``, or from the global provider of the moment when None."""
+    if provider is None:
+        provider = trace.get_tracer_provider()
+    if isinstance(provider, trace.ProxyTracerProvider):
+        # No global provider yet. A proxy tracer binds to the first real provider for good,
+        # so it is not kept: a recorder made later must see a provider set (or reset) since.
+        return trace.get_tracer(semconv.INSTRUMENTATION_NAME, __version__, tracer_provider=provider)
+    try:
+        return _TRACERS[provider]
+    except KeyError:
+        tracer = _TRACERS[provider] = trace.get_tracer(
+            semconv.INSTRUMENTATION_NAME, __version__, tracer_provider=provider
+        )
+        return tracer
+    except TypeError:  # a provider that is unhashable or takes no weak reference: no cache
+        return trace.get_tracer(semconv.INSTRUMENTATION_NAME, __version__, tracer_provider=provider)
 
 
 # --- argument checks ----------------------------------------------------------------

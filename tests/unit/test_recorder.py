@@ -10,6 +10,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 from opentelemetry import trace
@@ -549,6 +550,41 @@ def test_without_any_tracing_set_up_records_stay_in_memory(caplog: pytest.LogCap
     assert (record.trace_id, record.span_id) == (None, None)
     assert len(recorder) == 1
     assert caplog.messages == []
+
+
+def test_recorders_on_one_provider_look_its_tracer_up_once(tracing: Tracing) -> None:
+    """A recorder per request must not pay for `get_tracer` each time: one lookup per provider."""
+    calls = []
+
+    class CountingProvider(trace.TracerProvider):
+        def get_tracer(self, *args: Any, **kwargs: Any) -> trace.Tracer:
+            calls.append(args)
+            return tracing.provider.get_tracer(*args, **kwargs)
+
+    provider = CountingProvider()
+    for index in range(3):
+        with PromptRecorder(f"request {index}", tracer_provider=provider):
+            autorecord("p", "r")
+    assert len(calls) == 1
+    assert [span.name for span in tracing.exporter.get_finished_spans()] == [
+        "request 0",
+        "request 1",
+        "request 2",
+    ]
+
+
+def test_an_unhashable_provider_still_works(tracing: Tracing) -> None:
+    """A provider that cannot key a cache (no __hash__) gets its tracer asked for each time."""
+
+    class UnhashableProvider(trace.TracerProvider):
+        __hash__ = None  # type: ignore[assignment]
+
+        def get_tracer(self, *args: Any, **kwargs: Any) -> trace.Tracer:
+            return tracing.provider.get_tracer(*args, **kwargs)
+
+    with PromptRecorder("unhashable", tracer_provider=UnhashableProvider()):
+        autorecord("p", "r")
+    assert [span.name for span in tracing.exporter.get_finished_spans()] == ["unhashable"]
 
 
 def test_a_tracer_that_fails_never_stops_the_block(caplog: pytest.LogCaptureFixture) -> None:

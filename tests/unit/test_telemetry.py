@@ -127,6 +127,21 @@ def test_an_application_provider_is_used_and_left_alone(caplog: pytest.LogCaptur
     app_provider.shutdown()
 
 
+def test_a_recorder_made_before_the_global_provider_exports_to_it() -> None:
+    """Built while only the API's proxy provider exists, a recorder follows the provider set later."""
+    recorder = PromptRecorder("early")
+    app_exporter = InMemorySpanExporter()
+    app_provider = TracerProvider(shutdown_on_exit=False)
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    app_provider.add_span_processor(SimpleSpanProcessor(app_exporter))
+    trace.set_tracer_provider(app_provider)
+    with recorder:
+        autorecord("p", "r")
+    assert [span.name for span in app_exporter.get_finished_spans()] == ["early"]
+    app_provider.shutdown()
+
+
 def test_configure_twice_replaces_the_pipeline_on_the_same_provider() -> None:
     """A second configure() keeps the provider, routes new spans to the new exporter and stops the old one."""
     first, second = ScriptedExporter(), ScriptedExporter()
