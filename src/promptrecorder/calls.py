@@ -30,20 +30,10 @@ from promptrecorder import ledger, semconv
 from promptrecorder._diagnostics import warn_once
 from promptrecorder._version import __version__
 from promptrecorder.activation import active_chain
-from promptrecorder.content import (
-    export_text,
-    last_user_text,
-    messages_json,
-    output_message,
-    to_genai_messages,
-)
-from promptrecorder.pairs import PreparedMessages, store_pair
+from promptrecorder.content import export_text, input_messages_json, last_user_text, output_messages_json
+from promptrecorder.pairs import PreparedMessages, PreparedOutput, store_pair
 from promptrecorder.records import PromptRecord
 from promptrecorder.redaction import RedactionCounter, exception_details
-
-# Content shown on CLIENT spans passes the same policy as the record, uncounted (the
-# record's pass is the one counted).
-_UNCOUNTED = RedactionCounter()
 
 # Set while a recorded call is inside the client, so that an instrumented client beneath
 # a bot (or a client instrumented twice) does not record the same call again.
@@ -167,6 +157,7 @@ class LLMCall:
         self._ended = False
         self._lock = threading.Lock()
         self._prepared: PreparedMessages | None = None
+        self._output: PreparedOutput | None = None
 
     @classmethod
     def start(cls, request: CallRequest) -> LLMCall | None:
@@ -193,7 +184,7 @@ class LLMCall:
                 # which then reuses these messages and their JSON rather than redo both.
                 counts = RedactionCounter()
                 messages = policy.messages(request.messages, counts)
-                text = messages_json(to_genai_messages(messages, limit))
+                text = input_messages_json(messages, limit)
                 span.set_attribute(semconv.GEN_AI_INPUT_MESSAGES, text)
                 prepared = PreparedMessages(messages, counts, limit, text)
         except Exception as error:  # telemetry must never stop the call
@@ -266,6 +257,7 @@ class LLMCall:
             error=error_text,
             complete=complete,
             prepared=self._prepared,
+            prepared_output=self._output,
         )
 
     def _describe_outcome(self, result: CallResult, error: BaseException | None, complete: bool) -> None:
@@ -288,10 +280,14 @@ class LLMCall:
             policy = self._chain[-1].policy
             if (result.text or result.tool_calls) and policy.keeps_text:
                 limit = self._chain[-1].recorder.max_content_length
-                text = policy.text(result.text, _UNCOUNTED)
-                tool_calls = policy.tool_calls(result.tool_calls, _UNCOUNTED)
-                message = output_message(text, result.finish_reasons, tool_calls, limit)
-                attributes[semconv.GEN_AI_OUTPUT_MESSAGES] = messages_json([message])
+                # As for the input: counted apart, and reused by the pair's record and
+                # response event, which would otherwise scrub and build the same again.
+                counts = RedactionCounter()
+                text = policy.text(result.text, counts)
+                tool_calls = policy.tool_calls(result.tool_calls, counts)
+                output = output_messages_json(text, result.finish_reasons, tool_calls, limit)
+                attributes[semconv.GEN_AI_OUTPUT_MESSAGES] = output
+                self._output = PreparedOutput(text, tool_calls, counts, limit, output)
             if not complete and error is None:
                 attributes[semconv.RESPONSE_COMPLETE] = False
             span.set_attributes(attributes)

@@ -13,9 +13,8 @@ from promptrecorder.content import (
     Truncation,
     assistant_message_json,
     export_text,
-    messages_json,
-    output_message,
-    to_genai_messages,
+    input_messages_json,
+    output_messages_json,
     user_message_json,
 )
 
@@ -33,21 +32,21 @@ def prompt_event_attributes(
     metadata: Mapping[str, Any],
     limit: int | None,
     provider: str | None = None,
-    input_messages_json: str | None = None,
+    input_messages: str | None = None,
 ) -> dict[str, AttributeValue]:
     """Attributes of the prompt event: the text, the input messages, model and usage.
 
-    ``input_messages_json``, when given, is ``messages`` already built as
+    ``input_messages``, when given, is ``messages`` already built as
     ``gen_ai.input.messages`` at this ``limit`` (a call's span did it), used as it is.
     """
     text, cut = export_text(prompt, limit)
     attributes: dict[str, AttributeValue] = {semconv.RECORD_ID: record_id, semconv.PROMPT_TEXT: text}
     if messages is None:
         attributes[semconv.GEN_AI_INPUT_MESSAGES] = user_message_json(text)
-    elif input_messages_json is not None:
-        attributes[semconv.GEN_AI_INPUT_MESSAGES] = input_messages_json
+    elif input_messages is not None:
+        attributes[semconv.GEN_AI_INPUT_MESSAGES] = input_messages
     else:
-        attributes[semconv.GEN_AI_INPUT_MESSAGES] = messages_json(to_genai_messages(messages, limit))
+        attributes[semconv.GEN_AI_INPUT_MESSAGES] = input_messages_json(messages, limit)
     if cut is not None:
         _add_truncation(attributes, cut, semconv.PROMPT_ORIGINAL_LENGTH, semconv.PROMPT_SHA256)
     if model is not None:
@@ -72,13 +71,20 @@ def response_event_attributes(
     tool_calls: tuple[Mapping[str, Any], ...] | None = None,
     error: str | None = None,
     complete: bool = True,
+    output_messages: str | None = None,
 ) -> dict[str, AttributeValue]:
-    """Attributes of the response event: the text, the output messages, model, usage, outcome."""
+    """Attributes of the response event: the text, the output messages, model, usage, outcome.
+
+    ``output_messages``, when given, is the reply already built as ``gen_ai.output.messages``
+    at this ``limit`` (a call's span did it), used as it is.
+    """
     text, cut = export_text(response, limit)
-    if finish_reasons is None and tool_calls is None:
+    if output_messages is not None:
+        output = output_messages
+    elif finish_reasons is None and tool_calls is None:
         output = assistant_message_json(text)
     else:
-        output = messages_json([output_message(text, finish_reasons, tool_calls, limit)])
+        output = output_messages_json(text, finish_reasons, tool_calls, limit)
     attributes: dict[str, AttributeValue] = {
         semconv.RECORD_ID: record_id,
         semconv.RESPONSE_TEXT: text,

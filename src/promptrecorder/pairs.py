@@ -162,13 +162,15 @@ def store_pair(
     error: str | None = None,
     complete: bool = True,
     prepared: PreparedMessages | None = None,
+    prepared_output: PreparedOutput | None = None,
 ) -> PromptRecord | None:
     """Add a checked pair's events to the innermost span and keep its record in every recorder.
 
     The shared path of ``autorecord`` and of the bots and openai instrumentation, which
     build their arguments from API objects and so need no checking. The innermost
     recorder's content policy applies first (None when it captures nothing). ``prepared``
-    is ``messages`` already passed through that policy, by the call's span: used as it is.
+    is ``messages`` already passed through that policy, by the call's span, and
+    ``prepared_output`` the response and tool calls: used as they are.
     """
     innermost = chain[-1]
     recorder = innermost.recorder
@@ -187,8 +189,13 @@ def store_pair(
             else:  # the prompt is a view of the messages: derive it, so nothing counts twice
                 messages = policy.messages(messages, counter)
                 prompt = last_user_text(messages)
-            response = policy.text(response, counter)
-            tool_calls = None if tool_calls is None else policy.tool_calls(tool_calls, counter)
+            if prepared_output is not None:
+                response = prepared_output.text
+                counter.add(prepared_output.counts)
+                tool_calls = prepared_output.tool_calls or None
+            else:
+                response = policy.text(response, counter)
+                tool_calls = None if tool_calls is None else policy.tool_calls(tool_calls, counter)
             error = None if error is None else policy.text(error, counter)
     else:
         prompt = response = ""
@@ -210,7 +217,7 @@ def store_pair(
                 input_tokens=input_tokens,
                 metadata=metadata,
                 limit=limit,
-                input_messages_json=(
+                input_messages=(
                     prepared.json if prepared is not None and prepared.limit == limit and messages else None
                 ),
             )
@@ -224,6 +231,11 @@ def store_pair(
                 error=error,
                 complete=complete,
                 limit=limit,
+                output_messages=(
+                    prepared_output.json
+                    if prepared_output is not None and prepared_output.limit == limit
+                    else None
+                ),
             )
         ids = innermost.add_pair(prompt_attributes, started_ns, response_attributes, ended_ns)
         if innermost.closed:
@@ -273,6 +285,19 @@ class PreparedMessages:
     again."""
 
     messages: tuple[Mapping[str, Any], ...]
+    counts: RedactionCounter
+    limit: int | None
+    json: str
+
+
+@dataclass(frozen=True)
+class PreparedOutput:
+    """A call's response text and tool calls as its span exported them: passed through the
+    recorder's content policy (``counts``: what that changed) and built as
+    ``gen_ai.output.messages`` (``json``, cut at ``limit``), for the pair to reuse."""
+
+    text: str
+    tool_calls: tuple[Mapping[str, Any], ...]
     counts: RedactionCounter
     limit: int | None
     json: str

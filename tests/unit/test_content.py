@@ -18,7 +18,10 @@ from promptrecorder.content import (
     check_prompt,
     check_response,
     export_text,
+    input_messages_json,
     messages_json,
+    output_message,
+    output_messages_json,
     to_genai_messages,
     user_message_json,
 )
@@ -340,6 +343,43 @@ def test_single_message_json_equals_json_dumps_for_any_text(text: str) -> None:
     answer = assistant_message_json(text)
     assert answer == compact([{"role": "assistant", "parts": [{"type": "text", "content": text}]}])
     assert json.loads(answer)[0]["parts"][0]["content"] == text
+
+
+# Messages the hand-built path takes (a system, user or assistant role and a str content)
+# mixed with ones it must leave to the generic path.
+any_role = st.sampled_from(["system", "user", "assistant", "developer", "tool", "function", "critic"])
+any_message = st.one_of(
+    st.builds(lambda role, text: {"role": role, "content": text}, any_role, any_text),
+    st.builds(lambda role, text: {"role": role, "content": text, "name": "ada"}, any_role, any_text),
+    st.builds(lambda text: {"role": "user", "content": [{"type": "text", "text": text}]}, any_text),
+    st.builds(lambda role: {"role": role, "content": None}, any_role),
+    st.just({"role": "assistant", "content": "", "tool_calls": [{"id": "c1", "function": {"name": "f"}}]}),
+)
+any_limit = st.one_of(st.none(), st.integers(0, 40))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(any_message, min_size=1, max_size=4), any_limit)
+def test_input_messages_json_equals_the_generic_path(
+    messages: list[dict[str, Any]], limit: int | None
+) -> None:
+    """input_messages_json gives exactly messages_json(to_genai_messages(...)), whatever the messages."""
+    assert input_messages_json(messages, limit) == messages_json(to_genai_messages(messages, limit))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    any_text,
+    st.one_of(st.none(), st.lists(st.one_of(any_text, st.none()), max_size=2).map(tuple)),
+    st.sampled_from([None, (), ({"id": "c1", "function": {"name": "f", "arguments": '{"a": 1}'}},)]),
+    any_limit,
+)
+def test_output_messages_json_equals_the_generic_path(
+    text: str, finish_reasons: Any, tool_calls: Any, limit: int | None
+) -> None:
+    """output_messages_json gives exactly messages_json([output_message(...)])."""
+    expected = messages_json([output_message(text, finish_reasons, tool_calls, limit)])
+    assert output_messages_json(text, finish_reasons, tool_calls, limit) == expected
 
 
 def test_messages_json_is_compact_and_readable() -> None:
