@@ -21,6 +21,7 @@ import argparse
 import functools
 import gc
 import json
+import marshal
 import os
 import platform
 import random
@@ -34,7 +35,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -143,6 +145,113 @@ def _loop_autorecord_active(n: int) -> None:
     record = autorecord
     for _ in range(n):
         record("prompt text", "response text", model="m", input_tokens=3, output_tokens=5)
+
+
+# --- what one delivered record costs the producing process (the delivery row's floor) ------
+#
+# bench/delivery_load.py's producer runs one `with PromptRecorder(...): autorecord(...)` block
+# per record; these cases split what that costs the process into the block itself, the SDK
+# calls inside it, the stock exporter's OTLP encoding of the span, and the least any exporter
+# must do with a span in the producing process: read its fields once, to hand them over.
+
+
+class _Discard(SpanProcessor):
+    """Ends spans into nothing, so that a case times the block without any export."""
+
+    def on_end(self, span: ReadableSpan) -> None:
+        pass
+
+
+_DISCARD_PROVIDER = TracerProvider()
+_DISCARD_PROVIDER.add_span_processor(_Discard())
+_DISCARD_TRACER = _DISCARD_PROVIDER.get_tracer("bench")
+# delivery_load.py's producer record, word for word.
+_LOAD_PROMPT = "Summarise ticket 42 in one sentence, for the on-call engineer."
+_LOAD_RESPONSE = "The printer on floor 3 is out of toner; a replacement is on its way."
+_BSP_BATCH = 512  # the stock BatchSpanProcessor's max_export_batch_size
+
+
+def _loop_record_block(n: int, provider: TracerProvider = _DISCARD_PROVIDER) -> None:
+    prompt, response = _LOAD_PROMPT, _LOAD_RESPONSE
+    for _ in range(n):
+        with PromptRecorder("request", tracer_provider=provider, max_records=4):
+            autorecord(prompt, response, model="gpt-4o-mini", input_tokens=17, output_tokens=19)
+
+
+def _load_spans() -> list[ReadableSpan]:
+    """A batch of the spans the producer's blocks export, as the exporter receives them."""
+    _EXPORTER.clear()
+    _loop_record_block(_BSP_BATCH, _PROVIDER)
+    spans = list(_EXPORTER.get_finished_spans())
+    _EXPORTER.clear()
+    return spans
+
+
+_LOAD_SPANS = _load_spans()
+
+
+def _loop_sdk_record_block(n: int) -> None:
+    """The SDK calls of one producer block, with the attributes it sets, and nothing of ours."""
+    tracer = _DISCARD_TRACER
+    template = _LOAD_SPANS[0]
+    name, attributes = template.name, dict(template.attributes or {})
+    count = attributes.pop("promptrecorder.record.count")
+    events = [(event.name, dict(event.attributes or {})) for event in template.events]
+    for _ in range(n):
+        span = tracer.start_span(name, attributes=attributes)
+        now = time.time_ns()
+        for event_name, event_attributes in events:
+            span.add_event(event_name, event_attributes, now)
+        span.set_attribute("promptrecorder.record.count", count)
+        span.end()
+
+
+def _span_fields(span: ReadableSpan) -> tuple[Any, ...]:
+    """Every field the OTLP encoder reads from a span, as plain values."""
+    context, parent, status = span.context, span.parent, span.status
+    return (
+        context.trace_id,
+        context.span_id,
+        parent.span_id if parent is not None else None,
+        span.name,
+        span.kind.value,
+        span.start_time,
+        span.end_time,
+        tuple((span.attributes or {}).items()),
+        tuple(
+            (event.name, event.timestamp, tuple((event.attributes or {}).items())) for event in span.events
+        ),
+        tuple(
+            (link.context.trace_id, link.context.span_id, tuple((link.attributes or {}).items()))
+            for link in span.links
+        ),
+        status.status_code.value,
+        status.description,
+    )
+
+
+def _encode(spans: list[ReadableSpan], _: int) -> None:
+    encode_spans(spans).SerializeToString()
+
+
+def _batch_stock_encode(n: int) -> tuple[int, int]:
+    """The stock OTLP exporters' encoding of ``n`` producer spans, in BSP-sized batches."""
+    spans = _LOAD_SPANS
+    wall = cpu = 0
+    left = n
+    while left:
+        chunk = spans[: min(left, len(spans))]
+        chunk_wall, chunk_cpu = _timed(functools.partial(_encode, chunk), len(chunk))
+        wall, cpu, left = wall + chunk_wall, cpu + chunk_cpu, left - len(chunk)
+    return wall, cpu
+
+
+def _loop_handoff(n: int) -> None:
+    spans = _LOAD_SPANS
+    size = len(spans)
+    dumps = marshal.dumps
+    for index in range(n):
+        dumps(_span_fields(spans[index % size]))
 
 
 # --- batches: untimed setup and teardown around one timed loop --------------------------
@@ -265,6 +374,30 @@ def cases() -> list[Case]:
             'autorecord("prompt text", "response text", model="m", input_tokens=3, output_tokens=5) '
             'inside `with PromptRecorder("bench", tracer_provider=..., max_records=1000)`',
             _batch_autorecord_active,
+        ),
+        Case(
+            "record_block",
+            'delivery_load.py\'s producer record: `with PromptRecorder("request", ...)` around one '
+            "autorecord, the recorder built per record, spans ended into a processor that drops them",
+            _batch_plain(_loop_record_block),
+        ),
+        Case(
+            "sdk_record_block",
+            "the SDK calls alone of record_block (start_span with its attributes, its two events "
+            "prebuilt, set_attribute, end), spans dropped the same way",
+            _batch_plain(_loop_sdk_record_block),
+        ),
+        Case(
+            "stock_encode",
+            "the stock OTLP exporters' encoding (encode_spans + SerializeToString) of the spans "
+            "record_block exports, in batches of 512; per span",
+            _batch_stock_encode,
+        ),
+        Case(
+            "handoff_floor",
+            "the least any exporter must do with a span in the producing process: read every field "
+            "the OTLP encoder reads, once, and marshal them (to hand to another thread or process); per span",
+            _batch_plain(_loop_handoff),
         ),
     ]
 
