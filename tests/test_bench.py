@@ -1,0 +1,85 @@
+"""The benchmark scripts still run and report what docs/benchmarks.md reads from them.
+
+Their numbers are not asserted (speed is measured in bench/, not in tests); only that the
+micro-benchmark runs end to end and that the delivery row's floor is computed as documented.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "bench" / f"{name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_overhead_quick_run_reports_every_case(tmp_path: Path) -> None:
+    out = tmp_path / "overhead.json"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "overhead.py"), "--quick", "--rounds", "1", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(out.read_text(encoding="utf-8"))
+    assert set(report["cases"]) >= {
+        "floor_append",
+        "autorecord_idle",
+        "autorecord_active",
+        "bare_span_two_events",
+        "record_block",
+        "sdk_record_block",
+        "stock_encode",
+        "handoff_floor",
+    }
+    assert all(case["cpu_ns"]["median"] > 0 for case in report["cases"].values())
+    assert report["ratios"]["autorecord_idle / floor_append"]["target_max"] == 2.0
+
+
+def _case(cpu_us: float) -> dict[str, Any]:
+    return {"cpu_ns": {"median": cpu_us * 1000}}
+
+
+def test_the_delivery_floor_is_a_third_of_the_stock_cpu_per_record_and_what_a_record_costs() -> None:
+    run_all = _load("run_all")
+    delivery = {
+        "status": "ok",
+        "results": {
+            "summary": {
+                "grpc/stock": {"zero_loss_kept_up_rate": 8000.0, "cpu_us_per_record": 110.0},
+                "grpc/counted": {"zero_loss_kept_up_rate": 9000.0, "cpu_us_per_record": 100.0},
+                "grpc/spool": {"zero_loss_kept_up_rate": 7000.0, "cpu_us_per_record": 105.0},
+            }
+        },
+    }
+    cases = {
+        "record_block": _case(40.0),
+        "sdk_record_block": _case(17.0),
+        "stock_encode": _case(38.0),
+        "handoff_floor": _case(6.5),
+    }
+    [row] = run_all._delivery_targets(delivery, cases)
+    assert row["ratio"] == 9000.0 / 8000.0
+    assert not row["met"]
+    floor = row["floor"]
+    assert floor["budget_us_per_record"] == 1e6 / (3 * 8000.0)
+    assert (floor["record_block_us"], floor["handoff_floor_us_per_span"]) == (40.0, 6.5)
+    lines = run_all._delivery_floor_lines(floor)
+    assert "41.7 µs of CPU per record" in lines[0]
+    assert "46.5 µs at the least" in lines[1]
