@@ -45,7 +45,9 @@ def given(value: object) -> bool:
 def _params(kwargs: Mapping[str, Any], names: Mapping[str, str]) -> dict[str, AttributeValue]:
     params: dict[str, AttributeValue] = {}
     for name, key in names.items():
-        value: Any = kwargs.get(name)
+        if name not in kwargs:  # most are: a request sets few of these, and `in` is cheapest
+            continue
+        value: Any = kwargs[name]
         if not given(value):
             continue
         if key == semconv.GEN_AI_REQUEST_STOP_SEQUENCES:
@@ -62,7 +64,7 @@ def _dump(value: Any) -> Any:
     if kind is str:
         return value
     if kind is dict:
-        return {key: _dump(item) for key, item in value.items()}
+        return {key: item if type(item) is str else _dump(item) for key, item in value.items()}
     if hasattr(value, "model_dump"):
         return value.model_dump(exclude_none=True)
     if isinstance(value, Mapping):
@@ -112,9 +114,15 @@ def chat_result(completion: Any) -> CallResult:
 def _field(value: Any, name: str) -> Any:
     """``value.name``, or ``value[name]`` for a dict: older openai 1.x leaves newer
     fields (the usage details) as plain dicts."""
-    if isinstance(value, Mapping):
-        return value.get(name)
-    return getattr(value, name, None)
+    # The attribute first: openai's models are the common case, and an isinstance check
+    # against the Mapping ABC costs more than the attribute lookup.
+    found = getattr(value, name, _MISSING)
+    if found is not _MISSING:
+        return found
+    return value.get(name) if isinstance(value, Mapping) else None
+
+
+_MISSING = object()
 
 
 def _read_chat_usage(result: CallResult, usage: Any) -> None:

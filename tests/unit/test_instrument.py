@@ -7,6 +7,7 @@ import gc
 import logging
 import weakref
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import openai
@@ -14,8 +15,8 @@ import pytest
 from opentelemetry.trace import StatusCode
 
 from promptrecorder import semconv
-from promptrecorder.calls import describe_endpoint
-from promptrecorder.instrument import Instrumentation, instrument_openai
+from promptrecorder.calls import Endpoint, describe_endpoint
+from promptrecorder.instrument import Instrumentation, _endpoint, instrument_openai
 from promptrecorder.openai_adapter import CHAT
 from promptrecorder.openai_calls import RecordedStream, record_create
 from tests.conftest import Tracing
@@ -186,6 +187,14 @@ def test_the_base_url_is_read_at_each_call(tracing: Tracing, every_client: Instr
         (s[semconv.GEN_AI_PROVIDER_NAME], s[semconv.SERVER_ADDRESS], s[semconv.SERVER_PORT]) for s in spans
     ]
     assert described == [("openai", "api.openai.com", 443), ("127.0.0.1", "127.0.0.1", 8000)]
+
+
+def test_a_client_without_openais_private_url_is_described_by_its_base_url() -> None:
+    """The endpoint falls back to the public base_url when a client keeps no _base_url."""
+    resource = SimpleNamespace(_client=SimpleNamespace(base_url="http://10.0.0.7:8080/v1"))
+    assert _endpoint(resource) == Endpoint("10.0.0.7", "10.0.0.7", 8080)
+    client = openai.OpenAI(api_key="k", base_url="http://10.0.0.8:8081/v1")
+    assert _endpoint(client.chat.completions) == Endpoint("10.0.0.8", "10.0.0.8", 8081)
 
 
 # --- undo ------------------------------------------------------------------------------------
