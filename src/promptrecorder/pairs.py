@@ -277,7 +277,7 @@ def store_pair(
     return record
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class PreparedMessages:
     """A call's messages as its span exported them: passed through the recorder's content
     policy (``counts``: what that changed) and built as ``gen_ai.input.messages`` (``json``,
@@ -290,7 +290,7 @@ class PreparedMessages:
     json: str
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class PreparedOutput:
     """A call's response text and tool calls as its span exported them: passed through the
     recorder's content policy (``counts``: what that changed) and built as
