@@ -37,7 +37,12 @@ from typing import Any
 
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    SimpleSpanProcessor,
+    SpanExporter,
+    SpanExportResult,
+)
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import promptrecorder
@@ -176,6 +181,21 @@ def _loop_record_block(n: int, provider: TracerProvider = _DISCARD_PROVIDER) -> 
     for _ in range(n):
         with PromptRecorder("request", tracer_provider=provider, max_records=4):
             autorecord(prompt, response, model="gpt-4o-mini", input_tokens=17, output_tokens=19)
+
+
+class _NoExport(SpanExporter):
+    """Takes every batch and sends it nowhere: what is left is the pipeline's own cost."""
+
+    def export(self, spans: object) -> SpanExportResult:
+        return SpanExportResult.SUCCESS
+
+
+# The same block through two whole pipelines with SDK-default batching, each exporting to
+# nowhere: the stock BatchSpanProcessor, and configure()'s (its delivery ledger and its
+# full-queue check on top of the same batching). Their difference is what ours adds.
+_STOCK_BSP_PROVIDER = TracerProvider()
+_STOCK_BSP_PROVIDER.add_span_processor(BatchSpanProcessor(_NoExport()))
+_CONFIGURED_PROVIDER = promptrecorder.configure(exporter=_NoExport(), service_name="bench")
 
 
 def _load_spans() -> list[ReadableSpan]:
@@ -380,6 +400,17 @@ def cases() -> list[Case]:
             'delivery_load.py\'s producer record: `with PromptRecorder("request", ...)` around one '
             "autorecord, the recorder built per record, spans ended into a processor that drops them",
             _batch_plain(_loop_record_block),
+        ),
+        Case(
+            "record_block_stock_bsp",
+            "record_block on a provider with the stock BatchSpanProcessor (SDK defaults), exporting nowhere",
+            _batch_plain(functools.partial(_loop_record_block, provider=_STOCK_BSP_PROVIDER)),
+        ),
+        Case(
+            "record_block_configured",
+            "record_block on the provider promptrecorder.configure() builds (SDK-default batching, "
+            "delivery ledger, full-queue check), exporting nowhere",
+            _batch_plain(functools.partial(_loop_record_block, provider=_CONFIGURED_PROVIDER)),
         ),
         Case(
             "sdk_record_block",

@@ -489,6 +489,9 @@ def _delivery_floor(stock_rate: float, stock_cpu_us: float | None, cases: dict[s
         "sdk_record_block_us": cpu_us("sdk_record_block"),
         "stock_encode_us_per_span": cpu_us("stock_encode"),
         "handoff_floor_us_per_span": cpu_us("handoff_floor"),
+        # The same block through whole pipelines exporting nowhere: what ours adds to stock.
+        "stock_bsp_block_us": cpu_us("record_block_stock_bsp"),
+        "configured_block_us": cpu_us("record_block_configured"),
     }
 
 
@@ -548,7 +551,9 @@ def _delivery_floor_lines(floor: dict[str, Any]) -> list[str]:
         f"{'':<4}       a record's block costs {us(floor['record_block_us'])} before any export (the SDK's "
         f"share {us(floor['sdk_record_block_us'])}), and then any exporter at least "
         f"{us(floor['handoff_floor_us_per_span'])} (reading the span once; the SDK's OTLP encoding "
-        f"{us(floor['stock_encode_us_per_span'])}): {us(least)} at the least",
+        f"{us(floor['stock_encode_us_per_span'])}): {us(least)} at the least;",
+        f"{'':<4}       through a pipeline that exports nowhere, a block costs {us(floor['stock_bsp_block_us'])} "
+        f"with the stock BatchSpanProcessor, {us(floor['configured_block_us'])} with configure()'s",
     ]
 
 

@@ -47,6 +47,8 @@ def test_overhead_quick_run_reports_every_case(tmp_path: Path) -> None:
         "sdk_record_block",
         "stock_encode",
         "handoff_floor",
+        "record_block_stock_bsp",
+        "record_block_configured",
     }
     assert all(case["cpu_ns"]["median"] > 0 for case in report["cases"].values())
     assert report["ratios"]["autorecord_idle / floor_append"]["target_max"] == 2.0
@@ -73,6 +75,8 @@ def test_the_delivery_floor_is_a_third_of_the_stock_cpu_per_record_and_what_a_re
         "sdk_record_block": _case(17.0),
         "stock_encode": _case(38.0),
         "handoff_floor": _case(6.5),
+        "record_block_stock_bsp": _case(50.0),
+        "record_block_configured": _case(51.0),
     }
     [row] = run_all._delivery_targets(delivery, cases)
     assert row["ratio"] == 9000.0 / 8000.0
@@ -83,3 +87,4 @@ def test_the_delivery_floor_is_a_third_of_the_stock_cpu_per_record_and_what_a_re
     lines = run_all._delivery_floor_lines(floor)
     assert "41.7 µs of CPU per record" in lines[0]
     assert "46.5 µs at the least" in lines[1]
+    assert "50.0 µs with the stock BatchSpanProcessor, 51.0 µs with configure()'s" in lines[2]
