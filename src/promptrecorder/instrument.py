@@ -3,7 +3,9 @@
 One generic mechanism and a thin openai table. A ``_Patch`` replaces one attribute (the
 ``create`` method of an openai resource class, or of one client's resource object) with a
 wrapper that hands the call to ``openai_calls.record_create``, the path the bots use too;
-the table below says which attributes, in openai 1.x and 3.x alike.
+the table below says which attributes, in openai 1.x and 3.x alike. An instrumented
+client's ``copy``/``with_options`` are wrapped too (``_Deriver``), so that the clients they
+derive are instrumented under the same handle.
 
 Idempotence and undo: patches are shared and counted. Instrumenting a target that is
 already instrumented reuses its patch and counts one more user; each handle lets go of
@@ -30,6 +32,7 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
 
+from promptrecorder._diagnostics import warn_once
 from promptrecorder.activation import active_chain
 from promptrecorder.calls import Endpoint, describe_endpoint
 from promptrecorder.openai_adapter import CHAT, RESPONSES
@@ -50,6 +53,9 @@ _CLIENT_TARGETS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("responses",), RESPONSES),
 )
 _METHOD = "create"
+# What derives a new client from one (``with_options`` is openai's alias of ``copy``): the
+# clients these return are instrumented under the handle that instrumented the original.
+_DERIVING_METHODS = ("copy", "with_options")
 # Marks our wrappers, so that instrumenting twice finds the patch already in place.
 _PATCH_ATTRIBUTE = "__promptrecorder_patch__"
 
@@ -65,7 +71,8 @@ class Instrumentation:
     """
 
     def __init__(self, patches: Sequence[_Patch]) -> None:
-        self._patches = tuple(patches)
+        self._patches = list(patches)
+        self._derivers: list[_Deriver] = []  # on the clients this handle follows
         self._released = False
 
     @property
@@ -86,6 +93,8 @@ class Instrumentation:
             self._released = True
             for patch in self._patches:
                 patch.release()
+            for deriver in self._derivers:
+                deriver.remove()
 
     def close(self) -> None:
         """The same as ``uninstrument()``."""
@@ -106,6 +115,20 @@ class Instrumentation:
         state = "active" if self.active else "undone"
         return f"<Instrumentation {state}: {', '.join(self.targets) or 'nothing'}>"
 
+    def _follow(self, client: object) -> None:
+        """Instrument ``client``, and every client derived from it, under this handle."""
+        targets = _client_targets(client)
+        with _lock:
+            if self._released:  # a client derived after the undo stays plain
+                return
+            # A service may derive a client per request: forget those already collected.
+            self._patches = [patch for patch in self._patches if patch.alive]
+            self._derivers = [deriver for deriver in self._derivers if deriver.alive]
+            self._patches += [_Patch.acquire(owner, api, description) for owner, api, description in targets]
+            for name in _DERIVING_METHODS:
+                if callable(getattr(client, name, None)):
+                    self._derivers.append(_Deriver(self, client, name))
+
 
 def instrument_openai(client: object = None) -> Instrumentation:
     """Record every openai ``create`` call made inside an active ``PromptRecorder``.
@@ -124,9 +147,8 @@ def instrument_openai(client: object = None) -> Instrumentation:
 
     Args:
         client: an ``openai.OpenAI`` or ``openai.AsyncOpenAI`` (Azure ones too) to
-            instrument that client only, or None to instrument every client, made before
-            or after. A client derived with ``client.with_options(...)`` or ``copy()`` is a
-            new client: instrument it too, or instrument every client. A
+            instrument that client, and the clients its ``with_options(...)`` and
+            ``copy()`` derive, or None to instrument every client, made before or after. A
             ``with_raw_response`` accessor is bound when first used: one first used before
             instrumenting keeps calling the plain method.
 
@@ -139,11 +161,12 @@ def instrument_openai(client: object = None) -> Instrumentation:
     Raises:
         TypeError: ``client`` is neither None nor an openai client.
     """
-    if client is None:
-        targets = _class_targets()
-    else:
+    if client is not None:
         _check_client(client)
-        targets = _client_targets(client)
+        handle = Instrumentation(())
+        handle._follow(client)
+        return handle
+    targets = _class_targets()
     with _lock:
         patches = [_Patch.acquire(owner, api, description) for owner, api, description in targets]
     return Instrumentation(patches)
@@ -201,6 +224,62 @@ def _endpoint(resource: object) -> Endpoint:
     return describe_endpoint(base_url, type(client).__name__)
 
 
+class _Deriver:
+    """One client's ``copy`` or ``with_options``, wrapped so that what it returns is followed.
+
+    The wrapper is an attribute of the client itself (openai defines these methods on the
+    class); it holds the client weakly, so instrumenting never keeps a client alive.
+    """
+
+    def __init__(self, handle: Instrumentation, client: object, name: str) -> None:
+        self._client = weakref.ref(client)
+        self.name = name
+        own = vars(client)
+        self.had_own = name in own
+        self.previous: Any = own.get(name)
+        client_ref = self._client
+
+        def derive(*args: Any, **kwargs: Any) -> Any:
+            original = client_ref()
+            if original is None:  # unreachable while the client calls us; be safe anyway
+                raise ReferenceError("the instrumented openai client no longer exists")
+            method = self.previous if self.had_own else getattr(type(original), name).__get__(original)
+            derived = method(*args, **kwargs)
+            try:
+                handle._follow(derived)
+            except Exception as error:  # instrumenting must never break the caller's copy
+                warn_once("follow-derived", "promptrecorder could not instrument a derived client: %r", error)
+            return derived
+
+        for attribute in ("__name__", "__qualname__", "__doc__"):
+            setattr(derive, attribute, getattr(getattr(client, name), attribute, None) or name)
+        setattr(derive, _PATCH_ATTRIBUTE, self)
+        self.wrapper = derive
+        self.removed = False
+        setattr(client, name, derive)
+
+    @property
+    def alive(self) -> bool:
+        return self._client() is not None
+
+    def remove(self) -> None:
+        """Put back what the client had, where ours still stands (someone may have wrapped it)."""
+        self.removed = True
+        client = self._client()
+        if client is None or vars(client).get(self.name) is not self.wrapper:
+            return  # another wrapper stands on ours: its removal will skip ours
+        had_own, previous = self.had_own, self.previous
+        beneath = getattr(previous, _PATCH_ATTRIBUTE, None)
+        while had_own and isinstance(beneath, _Deriver) and beneath.removed:
+            # Another handle's wrapper under ours, undone first: put back what it replaced.
+            had_own, previous = beneath.had_own, beneath.previous
+            beneath = getattr(previous, _PATCH_ATTRIBUTE, None)
+        if had_own:
+            setattr(client, self.name, previous)
+        else:
+            delattr(client, self.name)
+
+
 class _Patch:
     """One attribute replaced by a recording wrapper, shared by the handles that use it.
 
@@ -242,6 +321,11 @@ class _Patch:
             patch.installed = True
         patch.users += 1
         return patch
+
+    @property
+    def alive(self) -> bool:
+        """False once the resource or class patched is gone (a client collected)."""
+        return self._owner() is not None
 
     def release(self) -> None:
         """One user fewer; with none left, put the original back where ours still stands."""

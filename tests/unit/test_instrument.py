@@ -14,9 +14,10 @@ import openai
 import pytest
 from opentelemetry.trace import StatusCode
 
+from promptrecorder import instrument as instrument_module
 from promptrecorder import semconv
 from promptrecorder.calls import Endpoint, describe_endpoint
-from promptrecorder.instrument import Instrumentation, _endpoint, instrument_openai
+from promptrecorder.instrument import Instrumentation, _client_targets, _endpoint, instrument_openai
 from promptrecorder.openai_adapter import CHAT
 from promptrecorder.openai_calls import RecordedStream, record_create
 from tests.conftest import Tracing
@@ -225,6 +226,94 @@ def test_undoing_one_client_removes_its_instance_attributes(tracing: Tracing) ->
     with recorder(tracing) as session:
         _ask(client)
     assert len(session) == 0
+
+
+def test_clients_derived_with_with_options_or_copy_are_recorded_too(tracing: Tracing) -> None:
+    """A client derived from an instrumented one (and one derived from that) records its calls, once."""
+    server = FakeOpenAI(completion(ANSWER))
+    client = server.client()
+    with instrument_openai(client), recorder(tracing) as session:
+        _ask(client.with_options(timeout=5))
+        _ask(client.copy(max_retries=1).with_options(timeout=7))
+    assert len(server.requests) == 2
+    assert [record.response for record in session.records] == [ANSWER, ANSWER]
+    assert len(client_spans(tracing)) == 2
+
+
+def test_clients_derived_per_request_are_not_remembered_once_gone() -> None:
+    """A service deriving a client per request must not grow the handle without end."""
+    client = FakeOpenAI(completion(ANSWER)).client()
+    with instrument_openai(client) as handle:
+        for _ in range(50):
+            client.with_options(timeout=5)
+        gc.collect()
+        kept = client.with_options(timeout=5)
+        assert len(handle.targets) == 2 * len(_client_targets(kept))
+
+
+def test_an_async_clients_derived_client_is_recorded(tracing: Tracing) -> None:
+    server = FakeOpenAI(completion(ANSWER))
+    client = server.async_client()
+
+    async def ask() -> None:
+        await client.with_options(timeout=5).chat.completions.create(model=MODEL, messages=MESSAGES)
+
+    with instrument_openai(client), recorder(tracing) as session:
+        asyncio.run(ask())
+    assert [record.response for record in session.records] == [ANSWER]
+
+
+def test_undoing_a_client_undoes_its_derived_clients_and_stops_following(tracing: Tracing) -> None:
+    """After undo no client in the family records, and none keeps an attribute of ours."""
+    client = FakeOpenAI(completion(ANSWER)).client()
+    with instrument_openai(client):
+        derived = client.with_options(timeout=5)
+        assert "create" in vars(derived.chat.completions)
+        assert {"copy", "with_options"} <= set(vars(client))
+    later = client.with_options(timeout=5)
+    with recorder(tracing) as session:
+        for member in (client, derived, later):
+            _ask(member)
+    assert len(session) == 0
+    for member in (client, derived, later):
+        assert "create" not in vars(member.chat.completions)
+        assert not {"copy", "with_options"} & set(vars(member))
+
+
+@pytest.mark.parametrize("first_undone", [0, 1])
+def test_a_client_derived_from_one_instrumented_twice_records_once_until_the_last_undo(
+    tracing: Tracing, first_undone: int
+) -> None:
+    client = FakeOpenAI(completion(ANSWER)).client()
+    handles = [instrument_openai(client), instrument_openai(client)]
+    first, second = handles[first_undone], handles[1 - first_undone]
+    derived = client.with_options(timeout=5)
+    with recorder(tracing) as session:
+        _ask(derived)
+    first.uninstrument()
+    with recorder(tracing) as still:
+        _ask(derived)
+    second.uninstrument()
+    with recorder(tracing) as after:
+        _ask(derived)
+    assert (len(session), len(still), len(after)) == (1, 1, 0)
+    assert not {"copy", "with_options"} & set(vars(client))
+
+
+def test_a_derived_client_that_cannot_be_followed_is_returned_and_logged(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Instrumenting what copy() returned must never break the caller's copy()."""
+    client = FakeOpenAI(completion(ANSWER)).client()
+
+    def broken(*args: object) -> list[object]:
+        raise RuntimeError("resource lookup failed")
+
+    with instrument_openai(client), caplog.at_level(logging.WARNING, logger="promptrecorder"):
+        monkeypatch.setattr(instrument_module, "_client_targets", broken)
+        derived = client.with_options(timeout=5)
+    assert isinstance(derived, openai.OpenAI)
+    assert any("could not instrument a derived client" in message for message in caplog.messages)
 
 
 def test_leaving_the_handles_block_by_an_exception_undoes_it() -> None:
