@@ -16,7 +16,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from google.protobuf.message import DecodeError  # type: ignore[import-untyped]  # protobuf ships no stubs
-from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as PbSpan
@@ -26,6 +25,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 
 from promptrecorder.errors import PromptRecorderError
+from promptrecorder.otlp_encode import encode_request
 
 
 class UndecodableBatchError(PromptRecorderError, ValueError):
@@ -33,9 +33,8 @@ class UndecodableBatchError(PromptRecorderError, ValueError):
 
 
 def encode_batch(spans: Sequence[ReadableSpan]) -> bytes:
-    """The OTLP ``ExportTraceServiceRequest`` bytes for ``spans``."""
-    payload: bytes = encode_spans(spans).SerializeToString()
-    return payload
+    """The OTLP ``ExportTraceServiceRequest`` bytes for ``spans`` (what the exporters send)."""
+    return encode_request(spans)
 
 
 def decode_batch(payload: bytes) -> list[ReadableSpan]:

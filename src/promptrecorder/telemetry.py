@@ -381,18 +381,13 @@ def _otlp_exporter(
     if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
         raise ValueError(f"`timeout` must be a positive number of seconds, got {timeout!r}")
     url = resolve_endpoint(endpoint, chosen)
+    # The exporters (protobuf, grpc, requests) load when a pipeline is built, not at import.
+    from promptrecorder.otlp_exporters import HttpSpanExporter, grpc_exporter
+
     if chosen == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (  # loads grpc only when used
-            OTLPSpanExporter as GrpcExporter,
-        )
-
-        return GrpcExporter(endpoint=url, headers=headers, timeout=timeout), f"{url} (OTLP/gRPC)"
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
-        OTLPSpanExporter as HttpExporter,
-    )
-
+        return grpc_exporter(endpoint=url, headers=headers, timeout=timeout), f"{url} (OTLP/gRPC)"
     return (
-        HttpExporter(endpoint=url, headers=headers, timeout=timeout, session=_otlp_session()),
+        HttpSpanExporter(endpoint=url, headers=headers, timeout=timeout, session=_otlp_session()),
         f"{url} (OTLP/HTTP)",
     )
 

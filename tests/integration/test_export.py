@@ -11,6 +11,7 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from opentelemetry import trace
 
 from promptrecorder import PromptRecorder, autorecord, configure, delivery_stats, flush, semconv
 
@@ -212,3 +213,31 @@ def test_the_demo_exports_its_session(otlp_receiver: Receiver, use_flags: bool) 
     assert session.resource_attributes["service.name"] == "promptrecorder-demo"
     assert f"trace {session.trace_id}" in result.stdout
     assert "offline stand-in" in result.stdout
+
+
+def test_every_attribute_type_arrives_through_our_encoder(otlp_receiver: Receiver) -> None:
+    """configure()'s exporters send every attribute type intact, and keep text the stock encoder drops.
+
+    The stock encoder drops an attribute whose text is not valid UTF-8 (a lone surrogate);
+    ours sends it with ``?`` in place of the bad character, so its arrival shows that our
+    encoder, not the stock one, built the request, over this protocol.
+    """
+    _configure_for(otlp_receiver, service_name="encode-test")
+    attributes = {
+        "text": "naïve ☕ " + "x" * 20_000,  # a three-byte length prefix
+        "flag": False,
+        "count": -(2**63),
+        "ratio": 0.25,
+        "tags": ("a", "b"),
+        "numbers": (1, 2, 3),
+    }
+    with PromptRecorder("typed", attributes=attributes):
+        autorecord("Hi", "Hello")
+        # Set on the span directly: PromptRecorder's own attributes are cleaned before that.
+        trace.get_current_span().set_attribute("broken", "half a pair: \ud83d!")
+    assert flush(timeout=10)
+
+    span = otlp_receiver.wait_for_spans(1)[0]
+    received = {key: span.attributes[key] for key in [*attributes, "broken"]}
+    assert received == {**attributes, "tags": ["a", "b"], "numbers": [1, 2, 3], "broken": "half a pair: ?!"}
+    assert [event.name for event in span.events] == [semconv.EVENT_PROMPT, semconv.EVENT_RESPONSE]
