@@ -48,6 +48,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 import promptrecorder
 from promptrecorder import PromptRecorder, autorecord
 from promptrecorder.events import prompt_event_attributes, response_event_attributes
+from promptrecorder.otlp_encode import encode_request
 from promptrecorder.semconv import EVENT_PROMPT, EVENT_RESPONSE
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "overhead.json"
@@ -250,20 +251,28 @@ def _span_fields(span: ReadableSpan) -> tuple[Any, ...]:
     )
 
 
-def _encode(spans: list[ReadableSpan], _: int) -> None:
+def _stock_encode(spans: list[ReadableSpan], _: int) -> None:
     encode_spans(spans).SerializeToString()
 
 
-def _batch_stock_encode(n: int) -> tuple[int, int]:
-    """The stock OTLP exporters' encoding of ``n`` producer spans, in BSP-sized batches."""
-    spans = _LOAD_SPANS
-    wall = cpu = 0
-    left = n
-    while left:
-        chunk = spans[: min(left, len(spans))]
-        chunk_wall, chunk_cpu = _timed(functools.partial(_encode, chunk), len(chunk))
-        wall, cpu, left = wall + chunk_wall, cpu + chunk_cpu, left - len(chunk)
-    return wall, cpu
+def _our_encode(spans: list[ReadableSpan], _: int) -> None:
+    encode_request(spans)
+
+
+def _batch_encode(encode: Callable[[list[ReadableSpan], int], None]) -> Callable[[int], tuple[int, int]]:
+    """An encoding of ``n`` producer spans, in BSP-sized batches."""
+
+    def batch(n: int) -> tuple[int, int]:
+        spans = _LOAD_SPANS
+        wall = cpu = 0
+        left = n
+        while left:
+            chunk = spans[: min(left, len(spans))]
+            chunk_wall, chunk_cpu = _timed(functools.partial(encode, chunk), len(chunk))
+            wall, cpu, left = wall + chunk_wall, cpu + chunk_cpu, left - len(chunk)
+        return wall, cpu
+
+    return batch
 
 
 def _loop_handoff(n: int) -> None:
@@ -422,7 +431,13 @@ def cases() -> list[Case]:
             "stock_encode",
             "the stock OTLP exporters' encoding (encode_spans + SerializeToString) of the spans "
             "record_block exports, in batches of 512; per span",
-            _batch_stock_encode,
+            _batch_encode(_stock_encode),
+        ),
+        Case(
+            "our_encode",
+            "the same spans encoded by configure()'s exporters (promptrecorder.otlp_encode, the same "
+            "bytes), in batches of 512; per span",
+            _batch_encode(_our_encode),
         ),
         Case(
             "handoff_floor",

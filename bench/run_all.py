@@ -488,6 +488,7 @@ def _delivery_floor(stock_rate: float, stock_cpu_us: float | None, cases: dict[s
         "record_block_us": cpu_us("record_block"),
         "sdk_record_block_us": cpu_us("sdk_record_block"),
         "stock_encode_us_per_span": cpu_us("stock_encode"),
+        "our_encode_us_per_span": cpu_us("our_encode"),
         "handoff_floor_us_per_span": cpu_us("handoff_floor"),
         # The same block through whole pipelines exporting nowhere: what ours adds to stock.
         "stock_bsp_block_us": cpu_us("record_block_stock_bsp"),
@@ -542,16 +543,22 @@ def _delivery_floor_lines(floor: dict[str, Any]) -> list[str]:
     def us(value: float | None) -> str:
         return "-" if value is None else f"{value:.1f} µs"
 
-    least = None
+    least = ceiling = None
     if floor["record_block_us"] is not None and floor["handoff_floor_us_per_span"] is not None:
         least = floor["record_block_us"] + floor["handoff_floor_us_per_span"]
+        if floor["stock_cpu_us_per_record"]:
+            # The stock pipeline's CPU per record over the least any pipeline could spend on one.
+            ceiling = floor["stock_cpu_us_per_record"] / least
     return [
         f"{'':<4}floor: 3x the stock rate leaves {us(floor['budget_us_per_record'])} of CPU per record "
         f"(the stock pipeline spent {us(floor['stock_cpu_us_per_record'])});",
         f"{'':<4}       a record's block costs {us(floor['record_block_us'])} before any export (the SDK's "
         f"share {us(floor['sdk_record_block_us'])}), and then any exporter at least "
-        f"{us(floor['handoff_floor_us_per_span'])} (reading the span once; the SDK's OTLP encoding "
-        f"{us(floor['stock_encode_us_per_span'])}): {us(least)} at the least;",
+        f"{us(floor['handoff_floor_us_per_span'])} (reading the span once; OTLP encoding: the SDK's "
+        f"{us(floor['stock_encode_us_per_span'])}, ours {us(floor.get('our_encode_us_per_span'))}): "
+        f"{us(least)} at the least,",
+        f"{'':<4}       so no pipeline in the producing process exceeds "
+        f"{'-' if ceiling is None else f'{ceiling:.2f}x'} the stock rate here;",
         f"{'':<4}       through a pipeline that exports nowhere, a block costs {us(floor['stock_bsp_block_us'])} "
         f"with the stock BatchSpanProcessor, {us(floor['configured_block_us'])} with configure()'s",
     ]

@@ -46,6 +46,7 @@ def test_overhead_quick_run_reports_every_case(tmp_path: Path) -> None:
         "record_block",
         "sdk_record_block",
         "stock_encode",
+        "our_encode",
         "handoff_floor",
         "record_block_stock_bsp",
         "record_block_configured",
@@ -74,6 +75,7 @@ def test_the_delivery_floor_is_a_third_of_the_stock_cpu_per_record_and_what_a_re
         "record_block": _case(40.0),
         "sdk_record_block": _case(17.0),
         "stock_encode": _case(38.0),
+        "our_encode": _case(14.0),
         "handoff_floor": _case(6.5),
         "record_block_stock_bsp": _case(50.0),
         "record_block_configured": _case(51.0),
@@ -86,5 +88,6 @@ def test_the_delivery_floor_is_a_third_of_the_stock_cpu_per_record_and_what_a_re
     assert (floor["record_block_us"], floor["handoff_floor_us_per_span"]) == (40.0, 6.5)
     lines = run_all._delivery_floor_lines(floor)
     assert "41.7 µs of CPU per record" in lines[0]
-    assert "46.5 µs at the least" in lines[1]
-    assert "50.0 µs with the stock BatchSpanProcessor, 51.0 µs with configure()'s" in lines[2]
+    assert "the SDK's 38.0 µs, ours 14.0 µs): 46.5 µs at the least" in lines[1]
+    assert "exceeds 2.37x the stock rate" in lines[2]  # 110 µs of stock CPU per record / 46.5 µs
+    assert "50.0 µs with the stock BatchSpanProcessor, 51.0 µs with configure()'s" in lines[3]
