@@ -91,3 +91,28 @@ def test_the_delivery_floor_is_a_third_of_the_stock_cpu_per_record_and_what_a_re
     assert "the SDK's 38.0 µs, ours 14.0 µs): 46.5 µs at the least" in lines[1]
     assert "exceeds 2.37x the stock rate" in lines[2]  # 110 µs of stock CPU per record / 46.5 µs
     assert "50.0 µs with the stock BatchSpanProcessor, 51.0 µs with configure()'s" in lines[3]
+
+
+def test_the_backlog_benchmark_delivers_every_record_through_each_pipeline(tmp_path: Path) -> None:
+    """bench/backlog.py's three pipelines each deliver all their records to the receiver."""
+    out = tmp_path / "backlog.json"
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "backlog.py"),
+            "--records",
+            "300",
+            "--rounds",
+            "1",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    results = json.loads(out.read_text(encoding="utf-8"))["results"]
+    assert [row["pipeline"] for row in results] == ["stock", "spans", "bytes"]
+    assert all(row["flushed"] and row["received"] == 300 for row in results), results

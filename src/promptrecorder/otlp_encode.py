@@ -17,6 +17,9 @@ lose data:
   unsupported type) is left out with one warning, as the stock encoder does, but
   without logging a traceback per span.
 
+A span can also be encoded when it ends (``encode_span``, used by ``DeliveryProcessor``)
+and wait for export as its bytes; ``encode_request`` then only frames them.
+
 Protobuf wire format, for reading the tags below: a tag byte is ``field << 3 | wire type``;
 wire type 0 is a varint, 1 is 8 fixed bytes, 2 is a length-prefixed body, 5 is 4 fixed bytes.
 """
@@ -49,12 +52,43 @@ _KEY_CACHE_LIMIT = 4096
 _encoded_keys: dict[str, bytes] = {}
 
 
-def encode_request(spans: Sequence[ReadableSpan]) -> bytes:
+class EncodedSpan:
+    """A span encoded when it ended, as it waits in the export queue.
+
+    A queued ``ReadableSpan`` is a graph of dozens of objects that the cyclic garbage
+    collector walks, again and again, for as long as it waits; its bytes are one object it
+    never looks at. It keeps what the queue and the delivery ledger read (``context``) and
+    what ``encode_request`` groups by (``resource``, ``instrumentation_scope``).
+    """
+
+    __slots__ = ("context", "instrumentation_scope", "payload", "resource")
+
+    def __init__(self, span: ReadableSpan, context: SpanContext) -> None:
+        self.context = context
+        self.resource = span.resource
+        self.instrumentation_scope = span.instrumentation_scope
+        self.payload = _span(span, context)
+
+
+def encode_span(span: ReadableSpan) -> ReadableSpan | EncodedSpan:
+    """``span`` encoded for ``encode_request``, or ``span`` itself when it cannot be."""
+    context = span.get_span_context()
+    if context is None:
+        return span  # encode_request says what it does with it
+    try:
+        return EncodedSpan(span, context)
+    except Exception as error:  # a bug of ours: the span is encoded again at export, and fails there
+        warn_once("otlp-encode:at-end", "promptrecorder: could not encode a span as it ended: %r", error)
+        return span
+
+
+def encode_request(spans: Sequence[ReadableSpan | EncodedSpan]) -> bytes:
     """The OTLP ``ExportTraceServiceRequest`` bytes for ``spans``.
 
     Equal to ``encode_spans(spans).SerializeToString()`` of the stock encoder
     (``opentelemetry.exporter.otlp.proto.common.trace_encoder``) except for the losses
-    the module docstring lists.
+    the module docstring lists. Spans encoded when they ended (``EncodedSpan``) are used
+    as they are.
     """
     # Resource -> scope -> encoded spans, by equality as the stock encoder groups them;
     # a span finds its list by the identity of its resource and scope, so that resources
@@ -62,18 +96,22 @@ def encode_request(spans: Sequence[ReadableSpan]) -> bytes:
     groups: dict[Any, dict[Any, list[bytes]]] = {}
     by_identity: dict[tuple[int, int], list[bytes]] = {}
     for span in spans:
-        context = span.get_span_context()
-        if context is None:  # not made by an SDK tracer: nothing to identify it by
-            warn_once(
-                "otlp-encode:no-context", "promptrecorder: a span without a span context was not exported"
-            )
-            continue
+        if isinstance(span, EncodedSpan):
+            payload = span.payload
+        else:
+            context = span.get_span_context()
+            if context is None:  # not made by an SDK tracer: nothing to identify it by
+                warn_once(
+                    "otlp-encode:no-context", "promptrecorder: a span without a span context was not exported"
+                )
+                continue
+            payload = _span(span, context)
         resource, scope = span.resource, span.instrumentation_scope
         encoded = by_identity.get((id(resource), id(scope)))
         if encoded is None:
             encoded = groups.setdefault(resource, {}).setdefault(scope, [])
             by_identity[id(resource), id(scope)] = encoded
-        encoded.append(_field(b"\x12", _span(span, context)))  # ScopeSpans.spans
+        encoded.append(_field(b"\x12", payload))  # ScopeSpans.spans
 
     request = []
     for resource, scopes in groups.items():

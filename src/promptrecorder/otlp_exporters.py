@@ -34,6 +34,8 @@ def grpc_exporter(**options: Any) -> Any:
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
     class GrpcSpanExporter(OTLPSpanExporter):
+        takes_encoded_spans = True  # otlp_encode.EncodedSpan as well as ReadableSpan
+
         def _translate_data(self, data: Sequence[ReadableSpan]) -> ExportTraceServiceRequest:
             # Parsing our bytes is C code and costs a few percent of building the message.
             request: ExportTraceServiceRequest = ExportTraceServiceRequest.FromString(encode_request(data))
@@ -50,6 +52,8 @@ class HttpSpanExporter(StockHttpExporter):
         self._own_export = _HTTP_INTERNALS is not None and all(
             hasattr(self, name) for name in ("_client", "_metrics", "_max_request_size", "_shutdown")
         )
+        # otlp_encode.EncodedSpan as well as ReadableSpan; the stock export takes only the latter.
+        self.takes_encoded_spans = self._own_export
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         if not self._own_export or _HTTP_INTERNALS is None:

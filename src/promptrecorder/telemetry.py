@@ -324,7 +324,8 @@ def _add_delivery(
                 error,
             )
     delivery = DeliveryExporter(exporter, destination, opened)
-    pipeline.processors.append(DeliveryProcessor(delivery))
+    encode_at_end = getattr(exporter, "takes_encoded_spans", False) is True
+    pipeline.processors.append(DeliveryProcessor(delivery, encode_at_end=encode_at_end))
     pipeline.deliveries.append(delivery)
     pipeline.destinations.append(destination)
 

@@ -15,7 +15,8 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from promptrecorder import PromptRecorder, autorecord, configure, delivery_stats, flush, ledger, shutdown
 from promptrecorder.calls import CallRequest, CallResult, Endpoint, LLMCall
 from promptrecorder.ledger import DeliverySummary
-from promptrecorder.otlp_codec import encode_batch
+from promptrecorder.otlp_codec import decode_batch, encode_batch
+from promptrecorder.otlp_encode import EncodedSpan, encode_request
 from promptrecorder.spool import Spool
 
 pytestmark = pytest.mark.usefixtures("global_tracing")
@@ -44,6 +45,24 @@ class Collector(SpanExporter):
         self.hold.set()
 
 
+class EncodedCollector(Collector):
+    """A collector that, like configure()'s OTLP exporters, takes spans encoded as they ended."""
+
+    takes_encoded_spans = True
+
+    def __init__(self, *, up: bool = True) -> None:
+        super().__init__(up=up)
+        self.received: list[type] = []
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.received.extend(type(span) for span in spans)
+        # What goes on the wire, read back as spans.
+        return super().export(decode_batch(encode_request(spans)))
+
+
+COLLECTORS = [pytest.param(Collector, id="spans"), pytest.param(EncodedCollector, id="encoded-at-end")]
+
+
 def _sessions(count: int, prefix: str = "s") -> list[PromptRecorder]:
     recorders = []
     for index in range(count):
@@ -56,11 +75,12 @@ def _sessions(count: int, prefix: str = "s") -> list[PromptRecorder]:
 # --- with a spool ---------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("collector_class", COLLECTORS)
 def test_spans_that_cannot_be_delivered_are_spooled_and_resent_in_order(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, collector_class: type[Collector]
 ) -> None:
     """Collector down: flush() is False, spans wait on disk; back up: re-sent in order, once each."""
-    collector = Collector(up=False)
+    collector = collector_class(up=False)
     configure(exporter=collector, spool_dir=tmp_path)
     with caplog.at_level(logging.WARNING, logger="promptrecorder"):
         first = _sessions(3, "a")
@@ -221,13 +241,14 @@ def test_the_spool_variables_are_honoured(tmp_path: Path, monkeypatch: pytest.Mo
 # --- without a spool ---------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("collector_class", COLLECTORS)
 def test_a_full_queue_drops_are_counted_per_recorder_and_said_once(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, collector_class: type[Collector]
 ) -> None:
     """No spool, exporter hanging, queue of 8: the rest are dropped, counted, one log line, nothing silent."""
     monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", "8")
     monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "4")
-    collector = Collector()
+    collector = collector_class()
     collector.hold.clear()
     configure(exporter=collector)
     with caplog.at_level(logging.WARNING):
@@ -282,3 +303,17 @@ def test_spans_that_go_nowhere_are_not_counted_and_not_remembered() -> None:
     assert elsewhere.delivery == DeliverySummary()
     assert ledger._open == {}
     own.shutdown()
+
+
+def test_spans_are_queued_as_their_bytes_when_the_exporter_takes_them(tmp_path: Path) -> None:
+    """configure()'s OTLP exporters take spans encoded as they ended; a plain exporter gets spans."""
+    encoded, plain = EncodedCollector(), Collector()
+    configure(exporter=encoded)
+    _sessions(2, "e")
+    assert flush(timeout=5)
+    configure(exporter=plain)
+    _sessions(1, "p")
+    assert flush(timeout=5)
+    assert encoded.received == [EncodedSpan, EncodedSpan]
+    assert encoded.names() == ["e0", "e1"]
+    assert plain.names() == ["p0"]

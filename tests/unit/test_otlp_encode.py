@@ -27,7 +27,7 @@ from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode,
 
 from promptrecorder import PromptRecorder, autorecord
 from promptrecorder.otlp_codec import decode_batch
-from promptrecorder.otlp_encode import encode_request
+from promptrecorder.otlp_encode import EncodedSpan, encode_request, encode_span
 from tests.conftest import Tracing
 
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
@@ -250,6 +250,20 @@ def _only_span(payload: bytes) -> Any:
 def test_any_batch_encodes_to_the_stock_encoders_bytes(spans: list[ReadableSpan]) -> None:
     """Every value type, kind, status, parent, trace state, drop count, resource and scope: same bytes."""
     assert encode_request(spans) == _stock(spans)
+
+
+@PROPERTY_SETTINGS
+@given(spans=batches(), data=st.data())
+def test_spans_encoded_when_they_ended_give_the_same_request(
+    spans: list[ReadableSpan], data: st.DataObject
+) -> None:
+    """A batch mixing spans encoded at their end (EncodedSpan) with plain spans: the same bytes."""
+    encoded_at_end = data.draw(st.lists(st.booleans(), min_size=len(spans), max_size=len(spans)))
+    mixed = [encode_span(span) if early else span for span, early in zip(spans, encoded_at_end, strict=True)]
+    assert all(
+        isinstance(item, EncodedSpan) for item, early in zip(mixed, encoded_at_end, strict=True) if early
+    )
+    assert encode_request(mixed) == _stock(spans)
 
 
 def test_an_empty_batch_is_an_empty_request() -> None:

@@ -13,8 +13,18 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from promptrecorder import PromptRecorder, autorecord, configure, delivery_stats, flush, shutdown
+from promptrecorder import (
+    PromptRecorder,
+    autorecord,
+    configure,
+    delivery_stats,
+    flush,
+    otlp_exporters,
+    shutdown,
+    telemetry,
+)
 from promptrecorder.delivery import DeliveryExporter
+from promptrecorder.delivery_processor import DeliveryProcessor
 from promptrecorder.telemetry import destinations, resolve_endpoint
 
 pytestmark = pytest.mark.usefixtures("global_tracing")
@@ -318,3 +328,29 @@ def test_shutdown_twice_is_harmless_and_configure_after_shutdown_exports_again()
     _record_one("after")
     flush(timeout=5)
     assert [span.name for span in second.exported] == ["after"]
+
+
+def _queues_encoded_spans() -> list[bool]:
+    state = telemetry._state
+    assert state is not None
+    return [
+        processor._encode_at_end
+        for processor in state.switch.pipeline.processors
+        if isinstance(processor, DeliveryProcessor)
+    ]
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_the_otlp_exporters_take_spans_encoded_as_they_end(
+    protocol: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both OTLP exporters take spans queued as bytes; an HTTP exporter of another layout does not."""
+    configure(endpoint="http://127.0.0.1:9", protocol=protocol)  # nothing is exported in this test
+    assert _queues_encoded_spans() == [True]
+    if protocol == "http/protobuf":
+        # An SDK whose HTTP exporter lacks 1.45's internals: the stock export(), which takes spans only.
+        monkeypatch.setattr(otlp_exporters, "_HTTP_INTERNALS", None)
+        configure(endpoint="http://127.0.0.1:9", protocol=protocol)
+        assert _queues_encoded_spans() == [False]
+    configure(exporter=InMemorySpanExporter())
+    assert _queues_encoded_spans() == [False]
