@@ -24,7 +24,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from promptrecorder.delivery import DeliveryExporter
-from promptrecorder.otlp_encode import encode_span
+from promptrecorder.otlp_encode import EncodedSpan, encode_span
 
 
 class DeliveryProcessor(BatchSpanProcessor):
@@ -57,7 +57,9 @@ class DeliveryProcessor(BatchSpanProcessor):
             return
         if not (span.context and span.context.trace_flags.sampled):
             return
-        queued = encode_span(span) if self._encode_at_end else span
+        queued: ReadableSpan | EncodedSpan = span
+        if self._encode_at_end and len(queue) < capacity:  # a full queue: no encoding to throw away
+            queued = encode_span(span)
         with self._emit_lock:
             if len(queue) < capacity:
                 super().on_end(queued)  # type: ignore[arg-type]  # the queue only holds it for export

@@ -12,11 +12,20 @@ import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from promptrecorder import PromptRecorder, autorecord, configure, delivery_stats, flush, ledger, shutdown
+from promptrecorder import (
+    PromptRecorder,
+    autorecord,
+    configure,
+    delivery_processor,
+    delivery_stats,
+    flush,
+    ledger,
+    shutdown,
+)
 from promptrecorder.calls import CallRequest, CallResult, Endpoint, LLMCall
 from promptrecorder.ledger import DeliverySummary
 from promptrecorder.otlp_codec import decode_batch, encode_batch
-from promptrecorder.otlp_encode import EncodedSpan, encode_request
+from promptrecorder.otlp_encode import EncodedSpan, encode_request, encode_span
 from promptrecorder.spool import Spool
 
 pytestmark = pytest.mark.usefixtures("global_tracing")
@@ -250,6 +259,10 @@ def test_a_full_queue_drops_are_counted_per_recorder_and_said_once(
     monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "4")
     collector = collector_class()
     collector.hold.clear()
+    encoded: list[object] = []
+    monkeypatch.setattr(
+        delivery_processor, "encode_span", lambda span: encoded.append(span) or encode_span(span)
+    )
     configure(exporter=collector)
     with caplog.at_level(logging.WARNING):
         recorders = _sessions(40)
@@ -261,6 +274,8 @@ def test_a_full_queue_drops_are_counted_per_recorder_and_said_once(
     dropped = sum(summary.dropped for summary in summaries)
     assert dropped == stats.queue_dropped_spans == stats.failed_spans > 0
     assert sum(summary.exported for summary in summaries) == len(collector.names()) == 40 - dropped
+    # Only the spans the queue took were encoded: none for the dropped ones.
+    assert len(encoded) == (len(collector.names()) if collector_class is EncodedCollector else 0)
     queue_lines = [record for record in caplog.records if "queue" in record.getMessage()]
     assert len(queue_lines) == 1
     assert "Queue full" not in caplog.text  # the SDK's own uncounted drop never happened
