@@ -14,8 +14,8 @@ lose data:
   characters, where the stock encoder drops the attribute, or fails the whole batch when
   the bad text is a span or event name;
 * an attribute the wire format cannot carry (an int beyond 64 bits, a value of an
-  unsupported type) is left out with one warning, as the stock encoder does, but
-  without logging a traceback per span.
+  unsupported type) is left out, as the stock encoder does; the first of each kind is
+  logged, once per process, where the stock encoder logs a traceback every time.
 
 A span can also be encoded when it ends (``encode_span``, used by ``DeliveryProcessor``)
 and wait for export as its bytes; ``encode_request`` then only frames them.
@@ -252,7 +252,7 @@ def _attributes(tag: bytes, attributes: Mapping[str, Any] | None) -> list[bytes]
                 any_value = _any_value(value)
             except Exception as error:  # as the stock encoder: lose the attribute, not the batch
                 warn_once(
-                    f"otlp-encode:{type(error).__name__}:{key}",
+                    f"otlp-encode:{type(error).__name__}",  # not per key: keys may be made up per request
                     "promptrecorder: attribute %r was left out of the OTLP export: %s",
                     key,
                     error,
