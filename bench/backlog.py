@@ -30,7 +30,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from delivery_load import Receiver  # bench/ is not a package: found through sys.path above
+from delivery_load import (  # bench/ is not a package: found through sys.path above
+    PROMPT,
+    RESPONSE,
+    Receiver,
+    stock_provider,
+)
 
 PIPELINES = ("stock", "spans", "bytes")
 
@@ -39,25 +44,13 @@ def produce(pipeline: str, protocol: str, endpoint: str, records: int) -> None:
     """Record ``records`` blocks as fast as possible, flush, print CPU and wall per record as JSON."""
     # Room for every span, so nothing is dropped (and never below the SDK default of 2,048).
     os.environ["OTEL_BSP_MAX_QUEUE_SIZE"] = str(max(records, 2048))
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
-
     import promptrecorder
     from promptrecorder import PromptRecorder, autorecord, telemetry
     from promptrecorder.delivery_processor import DeliveryProcessor
 
-    provider: TracerProvider | None = None
+    provider = None
     if pipeline == "stock":
-        if protocol == "grpc":
-            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as Grpc
-
-            exporter: Any = Grpc(endpoint=endpoint, insecure=True)
-        else:
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as Http
-
-            exporter = Http(endpoint=f"{endpoint}/v1/traces")
-        provider = TracerProvider()
-        provider.add_span_processor(BatchSpanProcessor(exporter))
+        provider = stock_provider(protocol, endpoint)
     else:
         promptrecorder.configure(endpoint=endpoint, protocol=protocol, service_name="backlog")
         if pipeline == "spans":
@@ -67,8 +60,7 @@ def produce(pipeline: str, protocol: str, endpoint: str, records: int) -> None:
                 if isinstance(processor, DeliveryProcessor):
                     processor._encode_at_end = False
 
-    prompt = "Summarise ticket 42 in one sentence, for the on-call engineer."
-    response = "The printer on floor 3 is out of toner; a replacement is on its way."
+    prompt, response = PROMPT, RESPONSE
     slowest = 0.0
     started, cpu_started = time.perf_counter(), time.process_time()
     for _ in range(records):

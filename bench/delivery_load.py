@@ -171,10 +171,32 @@ class Receiver:
 # --- the producer process ---------------------------------------------------------------------
 
 
+# What every record of a producer records (bench/backlog.py's too).
+PROMPT = "Summarise ticket 42 in one sentence, for the on-call engineer."
+RESPONSE = "The printer on floor 3 is out of toner; a replacement is on its way."
+
+
+def stock_provider(protocol: str, endpoint: str) -> Any:
+    """The SDK alone: a TracerProvider with the stock BatchSpanProcessor and OTLP exporter."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as Grpc
+
+        exporter: Any = Grpc(endpoint=endpoint, insecure=True)
+    else:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as Http
+
+        exporter = Http(endpoint=f"{endpoint}/v1/traces")
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    return provider
+
+
 def produce(pipeline: str, protocol: str, endpoint: str, rate: float, seconds: float) -> None:
     """Produce ``rate`` records/s for ``seconds``, flush, print what happened as JSON."""
     from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
     import promptrecorder
     from promptrecorder import PromptRecorder, autorecord
@@ -182,16 +204,7 @@ def produce(pipeline: str, protocol: str, endpoint: str, rate: float, seconds: f
     provider: TracerProvider | None = None
     spool = tempfile.TemporaryDirectory(prefix="delivery-load-spool-")
     if pipeline == "stock":
-        if protocol == "grpc":
-            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as Grpc
-
-            exporter: Any = Grpc(endpoint=endpoint, insecure=True)
-        else:
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as Http
-
-            exporter = Http(endpoint=f"{endpoint}/v1/traces")
-        provider = TracerProvider()
-        provider.add_span_processor(BatchSpanProcessor(exporter))
+        provider = stock_provider(protocol, endpoint)
     else:
         promptrecorder.configure(
             endpoint=endpoint,
@@ -202,8 +215,7 @@ def produce(pipeline: str, protocol: str, endpoint: str, rate: float, seconds: f
 
     slowest = 0.0
     produced = 0
-    prompt = "Summarise ticket 42 in one sentence, for the on-call engineer."
-    response = "The printer on floor 3 is out of toner; a replacement is on its way."
+    prompt, response = PROMPT, RESPONSE
     start = time.perf_counter()
     cpu_start = time.process_time()
     while True:
