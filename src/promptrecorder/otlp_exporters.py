@@ -49,14 +49,14 @@ class HttpSpanExporter(StockHttpExporter):
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        self._own_export = _HTTP_INTERNALS is not None and all(
+        # Our export, which takes otlp_encode.EncodedSpan as well as ReadableSpan, needs the
+        # stock internals; without them, the stock export, which takes only the latter.
+        self.takes_encoded_spans = _HTTP_INTERNALS is not None and all(
             hasattr(self, name) for name in ("_client", "_metrics", "_max_request_size", "_shutdown")
         )
-        # otlp_encode.EncodedSpan as well as ReadableSpan; the stock export takes only the latter.
-        self.takes_encoded_spans = self._own_export
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        if not self._own_export or _HTTP_INTERNALS is None:
+        if not self.takes_encoded_spans or _HTTP_INTERNALS is None:
             return super().export(spans)
         too_large, too_large_error, status_code_key = _HTTP_INTERNALS
         # From here on, the stock method with one call changed: the encoder.
