@@ -1,13 +1,14 @@
 """``promptrecorder check``: send one test span and find out exactly what became of it.
 
-The check does what a configured application does (the stock OTLP exporter of the chosen
-protocol; the endpoint, protocol and headers resolved as ``configure()`` resolves them),
+The check does what a configured application does (the OTLP exporter ``configure()`` builds
+for the chosen protocol: the stock one, encoding with ``otlp_encode``; the endpoint,
+protocol and headers resolved as ``configure()`` resolves them),
 but with a TracerProvider of its own, synchronously, and watching closely:
 
 1. **Probe.** A TCP connection to the endpoint, and for ``https://`` a TLS handshake, tells a
    refused connection, an unknown host, a silent network and a TLS mismatch apart in well
    under a second, where the exporter would retry until its timeout and then say "failed".
-2. **Send.** One span carrying one prompt/response pair goes through the stock exporter
+2. **Send.** One span carrying one prompt/response pair goes through that exporter
    wrapped in ``DeliveryExporter``, which keeps the exporter's own words about a failure
    (for gRPC the status code and details). For OTLP/HTTP a ``requests`` session of our own
    also keeps the server's reply: status, body text, redirect target.
@@ -161,7 +162,7 @@ def _resolve_headers(items: Sequence[str] | None) -> tuple[dict[str, str], str |
 
 
 def run_check(target: Target) -> Outcome:
-    """Probe the endpoint, then send the test span through the stock exporter; never raises."""
+    """Probe the endpoint, then send the test span through configure()'s exporter; never raises."""
     started = time.monotonic()
     outcome = probe(target)
     if outcome is None:
@@ -181,7 +182,7 @@ def run_check(target: Target) -> Outcome:
 def send_test_span(target: Target) -> Outcome:
     """Export one recorder span with one prompt/response pair, synchronously."""
     session = _RecordingSession() if target.protocol != "grpc" else None
-    delivery = DeliveryExporter(_stock_exporter(target, session), target.url)
+    delivery = DeliveryExporter(_otlp_exporter(target, session), target.url)
     provider = TracerProvider(
         resource=Resource.create({SERVICE_NAME: target.service_name}), shutdown_on_exit=False
     )
@@ -213,19 +214,15 @@ def send_test_span(target: Target) -> Outcome:
     return replace(outcome, trace_id=trace_id)
 
 
-def _stock_exporter(target: Target, session: _RecordingSession | None) -> SpanExporter:
+def _otlp_exporter(target: Target, session: _RecordingSession | None) -> SpanExporter:
+    """The OTLP exporter configure() builds for this target: the stock one, our encoder."""
+    from promptrecorder.otlp_exporters import HttpSpanExporter, grpc_exporter  # grpc loads only when used
+
     headers = dict(target.headers)
     if target.protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (  # loads grpc only when used
-            OTLPSpanExporter as GrpcExporter,
-        )
-
-        return GrpcExporter(endpoint=target.url, headers=headers, timeout=target.timeout)
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
-        OTLPSpanExporter as HttpExporter,
-    )
-
-    return HttpExporter(endpoint=target.url, headers=headers, timeout=target.timeout, session=session)
+        exporter: SpanExporter = grpc_exporter(endpoint=target.url, headers=headers, timeout=target.timeout)
+        return exporter
+    return HttpSpanExporter(endpoint=target.url, headers=headers, timeout=target.timeout, session=session)
 
 
 class _HoldBack(logging.Filter):

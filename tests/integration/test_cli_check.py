@@ -17,9 +17,10 @@ from typing import Any
 
 import pytest
 
-from promptrecorder import semconv
+from promptrecorder import otlp_exporters, semconv
 from promptrecorder.check import CHECK_MODEL, CHECK_PROMPT, CHECK_RESPONSE, CHECK_SPAN_NAME
 from promptrecorder.cli import EXIT_FAILURE, EXIT_OK, main
+from promptrecorder.otlp_encode import encode_request
 
 from .receivers import LOOPBACK, FailingHttpReceiver, Receiver, rpc_status_body, unused_port
 
@@ -54,6 +55,23 @@ def _check(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
     assert elapsed < _MOST_SECONDS, f"check took {elapsed:.1f} s:\n{output}"
     assert "Traceback" not in output
     return code, output
+
+
+def test_the_check_sends_through_the_exporter_configure_builds(
+    otlp_receiver: Receiver, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The test span is encoded by our OTLP encoder, as a configured application's spans are."""
+    encoded: list[int] = []
+
+    def counting(spans: Any) -> bytes:
+        encoded.append(len(spans))
+        return encode_request(spans)
+
+    monkeypatch.setattr(otlp_exporters, "encode_request", counting)
+    code, output = _check(capsys, "--endpoint", otlp_receiver.endpoint, "--protocol", otlp_receiver.protocol)
+    assert code == EXIT_OK, output
+    assert encoded == [1]
+    assert otlp_receiver.wait_for_spans(1)[0].name == CHECK_SPAN_NAME
 
 
 def test_an_accepted_span_arrives_with_its_prompt_and_response(
