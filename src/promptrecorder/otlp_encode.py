@@ -233,31 +233,20 @@ def _attributes(tag: bytes, attributes: Mapping[str, Any] | None) -> list[bytes]
         return []
     fields = []
     for key, value in attributes.items():
-        prefix = _encoded_keys.get(key)
-        if prefix is None:  # not cached, or not a str
-            try:
+        try:
+            prefix = _encoded_keys.get(key)
+            if prefix is None:  # not cached, or not a str
                 prefix = _key(key)
-            except TypeError as error:
-                warn_once(
-                    f"otlp-encode:key:{type(key).__name__}",
-                    "promptrecorder: attribute %r was left out of the OTLP export: %s",
-                    key,
-                    error,
-                )
-                continue
-        if type(value) is str:  # nearly every value: inline the common case
-            any_value = _field(b"\x0a", _text(value))
-        else:
-            try:
-                any_value = _any_value(value)
-            except Exception as error:  # as the stock encoder: lose the attribute, not the batch
-                warn_once(
-                    f"otlp-encode:{type(error).__name__}",  # not per key: keys may be made up per request
-                    "promptrecorder: attribute %r was left out of the OTLP export: %s",
-                    key,
-                    error,
-                )
-                continue
+            # Nearly every value is a str: the common case inline.
+            any_value = _field(b"\x0a", _text(value)) if type(value) is str else _any_value(value)
+        except Exception as error:  # as the stock encoder: lose the attribute, not the batch
+            warn_once(
+                f"otlp-encode:{type(error).__name__}",  # not per key: keys may be made up per request
+                "promptrecorder: attribute %r was left out of the OTLP export: %s",
+                key,
+                error,
+            )
+            continue
         fields.append(_field(tag, prefix + _field(b"\x12", any_value)))
     return fields
 

@@ -13,6 +13,7 @@ it falls back to the stock ``export``: slower, never wrong.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -31,6 +32,12 @@ _http_logger = logging.getLogger(StockHttpExporter.__module__)
 
 def grpc_exporter(**options: Any) -> Any:
     """The stock OTLP/gRPC span exporter, encoding with ``otlp_encode``; grpc loads only here."""
+    return _grpc_exporter_class()(**options)
+
+
+@functools.cache
+def _grpc_exporter_class() -> type:
+    """Defined on first use, once, so that importing this module does not load grpc."""
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
     class GrpcSpanExporter(OTLPSpanExporter):
@@ -41,7 +48,7 @@ def grpc_exporter(**options: Any) -> Any:
             request: ExportTraceServiceRequest = ExportTraceServiceRequest.FromString(encode_request(data))
             return request
 
-    return GrpcSpanExporter(**options)
+    return GrpcSpanExporter
 
 
 class HttpSpanExporter(StockHttpExporter):
