@@ -15,7 +15,7 @@ import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future
 from types import TracebackType
-from typing import TYPE_CHECKING, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, NoReturn, ParamSpec, SupportsIndex, TypeVar
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -330,6 +330,14 @@ class PromptRecorder:
 
     def __repr__(self) -> str:
         return f"PromptRecorder({self.name!r}, records={len(self)})"
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> NoReturn:
+        # pickle, copy.copy and copy.deepcopy all come here. A recorder holds locks, a tracer
+        # and its open spans, none of which can be carried elsewhere; its records can.
+        raise TypeError(
+            f"{self!r} cannot be pickled or copied: it holds locks, a tracer and its open spans; "
+            "pickle or copy `recorder.records` (a list of PromptRecord) instead"
+        )
 
     def _repr_html_(self) -> str:
         return records_html(self.name, self._store.snapshot())

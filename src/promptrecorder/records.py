@@ -103,6 +103,19 @@ class PromptRecord:
         values["metadata"] = MappingProxyType(dict(values.get("metadata") or {}))
         return cls(**values)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A mappingproxy cannot be pickled, so the record travels with a plain copy of its
+        # metadata and _unpickle_record makes it read-only again: pickle, copy.copy and
+        # copy.deepcopy (which go through this method) give an equal, still immutable record.
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values["metadata"] = dict(self.metadata)
+        return (_unpickle_record, (values,))
+
+
+def _unpickle_record(values: dict[str, Any]) -> PromptRecord:
+    values["metadata"] = MappingProxyType(values["metadata"])
+    return PromptRecord(**values)
+
 
 def _iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat()
@@ -162,6 +175,8 @@ def to_dataframe(records: Sequence[PromptRecord]) -> pandas.DataFrame:
         ) from error
     columns = [f.name for f in fields(PromptRecord)]
     rows = [{name: getattr(record, name) for name in columns} for record in records]
+    for row in rows:  # a plain dict, so that the frame pickles (to_pickle) as records do
+        row["metadata"] = dict(row["metadata"])
     frame = pandas.DataFrame(rows, columns=columns)
     frame["latency_s"] = [record.latency_s for record in records] if rows else []
     return frame

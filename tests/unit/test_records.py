@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
+import pickle
 import re
 import sys
 import threading
@@ -354,6 +356,80 @@ def test_dataframe_without_pandas_says_how_to_install_it(monkeypatch: pytest.Mon
     assert isinstance(caught.value, PromptRecorderError)
     assert "pip install 'promptrecorder[pandas]'" in str(caught.value)
     assert isinstance(caught.value.__cause__, ImportError)
+
+
+# --- pickle and copy -------------------------------------------------------------------
+
+
+def _assert_still_immutable(record: PromptRecord) -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        record.prompt = "changed"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        record.metadata["user"] = "mallory"  # type: ignore[index]
+
+
+@pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
+def test_a_record_pickles_to_an_equal_immutable_record(protocol: int) -> None:
+    """pickle.loads(pickle.dumps(record)) is equal to the record and still read-only, at every protocol."""
+    record = full_record()
+    copied = pickle.loads(pickle.dumps(record, protocol=protocol))
+    assert copied == record
+    assert copied.to_dict() == record.to_dict()  # the time zones and nested metadata too
+    assert isinstance(copied.metadata, MappingProxyType)
+    _assert_still_immutable(copied)
+
+
+def test_a_record_deep_copies_to_an_equal_record_sharing_nothing_mutable() -> None:
+    """copy.deepcopy(record) is equal, read-only, and its nested metadata and messages are copies."""
+    record = full_record()
+    copied = copy.deepcopy(record)
+    assert copied == record
+    assert copied.metadata["tags"] is not record.metadata["tags"]
+    assert record.messages is not None
+    assert copied.messages is not None
+    assert copied.messages[0] is not record.messages[0]
+    _assert_still_immutable(copied)
+    assert copy.copy(record) == record
+
+
+def test_a_dataframe_of_records_round_trips_through_to_pickle(tmp_path: Path) -> None:
+    """recorder.dataframe().to_pickle() then pandas.read_pickle() gives an equal frame holding the records'
+    values (metadata as a plain dict)."""
+    pandas = pytest.importorskip("pandas")
+    from promptrecorder import PromptRecorder, autorecord
+
+    recorder = PromptRecorder("notebook")
+    with recorder:
+        autorecord("Hi", "Hello!", model="m", metadata={"user": "alice", "cfg": {"t": 0.5}})
+        autorecord([{"role": "user", "content": "2+2?"}], "4", input_tokens=3, output_tokens=1)
+    frame = recorder.dataframe()
+    path = tmp_path / "records.pkl"
+    frame.to_pickle(path)
+    back = pandas.read_pickle(path)
+    pandas.testing.assert_frame_equal(back, frame)
+    records = recorder.records
+    for name in ("id", "prompt", "metadata", "messages", "ended_at"):
+        assert back[name].tolist() == [getattr(record, name) for record in records], name
+    assert back["metadata"].iloc[0] == {"user": "alice", "cfg": {"t": 0.5}}
+
+
+@pytest.mark.parametrize(
+    "attempt",
+    [pickle.dumps, copy.copy, copy.deepcopy],
+    ids=["pickle", "copy", "deepcopy"],
+)
+def test_a_recorder_refuses_to_be_pickled_or_copied_and_points_to_its_records(attempt: Any) -> None:
+    """A PromptRecorder holds locks and a tracer: pickling or copying it is a TypeError naming
+    `recorder.records`, which does pickle."""
+    from promptrecorder import PromptRecorder, autorecord
+
+    recorder = PromptRecorder("svc")
+    with recorder:
+        autorecord("p", "r")
+    with pytest.raises(TypeError, match=re.escape("pickle or copy `recorder.records`")) as refused:
+        attempt(recorder)
+    assert "PromptRecorder('svc'" in str(refused.value)
+    assert pickle.loads(pickle.dumps(recorder.records)) == recorder.records
 
 
 # --- HTML ----------------------------------------------------------------------------
