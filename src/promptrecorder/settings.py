@@ -42,6 +42,10 @@ PROMPTRECORDER_DEMO_MODEL: Final = "PROMPTRECORDER_DEMO_MODEL"
 DEFAULT_DEMO_MODEL: Final = "gpt-4o-mini"
 PROMPTRECORDER_SPOOL_DIR: Final = "PROMPTRECORDER_SPOOL_DIR"
 PROMPTRECORDER_SPOOL_MAX_BYTES: Final = "PROMPTRECORDER_SPOOL_MAX_BYTES"
+PROMPTRECORDER_MAX_SPAN_BYTES: Final = "PROMPTRECORDER_MAX_SPAN_BYTES"
+# The most bytes of OTLP one span of a recorder carries before its pairs continue on a
+# segment span: 1 MiB, a quarter of a stock gRPC receiver's 4 MiB message limit.
+DEFAULT_MAX_SPAN_BYTES: Final = 1024 * 1024
 
 # The most disk a spool may use unless told otherwise: 256 MiB.
 DEFAULT_SPOOL_MAX_BYTES: Final = 256 * 1024 * 1024
@@ -81,6 +85,10 @@ ENVIRONMENT: Final[dict[str, tuple[str | None, str]]] = {
     ),
     OTEL_EXPORTER_OTLP_TRACES_INSECURE: (None, "as above, for traces only"),
     OTEL_SPAN_EVENT_COUNT_LIMIT: ("128", "events one span keeps; more pairs continue on segment spans"),
+    PROMPTRECORDER_MAX_SPAN_BYTES: (
+        str(DEFAULT_MAX_SPAN_BYTES),
+        "bytes of OTLP one recorder span carries (1 MiB); more pairs continue on segment spans",
+    ),
     PROMPTRECORDER_CAPTURE_CONTENT: (
         "full",
         "what recorders keep and export by default: `full`, `metadata` (no text) or `none`",
