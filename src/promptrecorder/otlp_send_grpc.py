@@ -163,7 +163,7 @@ class GrpcSender:
                 return SendResult(
                     False, True, False, f"{reason} ({where})", status=code, cause=CAUSE_CLOSED_CONNECTION
                 )
-        if code == "DEADLINE_EXCEEDED":
+        if code == "DEADLINE_EXCEEDED" or (code == "UNAVAILABLE" and "timed out" in lowered):
             return SendResult(
                 False,
                 True,

@@ -1,0 +1,215 @@
+"""build_sender's resolution of arguments and OTLP variables, and the senders' parsing helpers.
+
+Sending to real receivers is in tests/integration/test_otlp_send.py.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTracePartialSuccess,
+    ExportTraceServiceResponse,
+)
+
+from promptrecorder import settings
+from promptrecorder.otlp_send import build_sender, partial_success, resolve_options
+from promptrecorder.otlp_send_http import retry_after_seconds, server_message
+
+PASSWORD = "pw-0123456789"
+_OTLP_VARIABLES = [name for name in settings.ENVIRONMENT if name.startswith("OTEL_EXPORTER_OTLP_")]
+
+
+@pytest.fixture(autouse=True)
+def _no_otlp_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in _OTLP_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_defaults_are_the_specifications() -> None:
+    """No argument, no variable: http/protobuf to localhost:4318/v1/traces, 10 s, no gzip, no headers."""
+    sender = build_sender(None, None, None, None)
+    try:
+        assert sender.protocol == "http/protobuf"
+        assert sender.destination == "http://localhost:4318/v1/traces"
+    finally:
+        sender.close()
+    options = resolve_options("grpc", None, None, None, None)
+    assert (options.url, options.timeout, options.gzip, dict(options.headers)) == (
+        "http://localhost:4317",
+        10.0,
+        False,
+        {},
+    )
+    assert options.insecure
+
+
+def test_the_variables_are_honoured_traces_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each OTLP variable is read, the traces one winning over the general one."""
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://general:4318")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "a=1")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "Authorization=Bearer%20T,b=2")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "3000")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "2500")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_COMPRESSION", "none")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "gzip")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_CERTIFICATE", "/general/ca.pem")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", "/traces/ca.pem")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_CLIENT_KEY", "/k.pem")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE", "/c.pem")
+    sender = build_sender(None, None, None, None)
+    sender.close()
+    assert sender.protocol == "http/protobuf"
+    options = resolve_options("http/protobuf", None, None, None, None)
+    assert options.url == "http://general:4318/v1/traces"
+    assert dict(options.headers) == {"authorization": "Bearer T", "b": "2"}
+    assert options.timeout == 2.5
+    assert options.gzip
+    assert (options.certificate_file, options.client_key_file, options.client_certificate_file) == (
+        "/traces/ca.pem",
+        "/k.pem",
+        "/c.pem",
+    )
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://traces:9999/custom")
+    assert resolve_options("http/protobuf", None, None, None, None).url == "http://traces:9999/custom"
+
+
+def test_arguments_win_over_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Explicit endpoint, headers, timeout and compression replace the variables."""
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://traces:9999/custom")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "a=1")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip")
+    options = resolve_options("http/protobuf", "http://mine:4318/", {"X-Key": "v"}, 1.5, "none")
+    assert (options.url, dict(options.headers), options.timeout, options.gzip) == (
+        "http://mine:4318/v1/traces",
+        {"x-key": "v"},
+        1.5,
+        False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "insecure_variable", "insecure"),
+    [
+        ("http://c:4317", None, True),
+        ("https://c:4317", "true", False),
+        ("c:4317", None, False),
+        ("c:4317", "true", True),
+        ("http://c:4317", "false", False),
+    ],
+)
+def test_grpc_tls_follows_the_scheme_then_insecure(
+    monkeypatch: pytest.MonkeyPatch, endpoint: str, insecure_variable: str | None, insecure: bool
+) -> None:
+    """As the stock gRPC exporter: https:// is TLS; else OTEL_EXPORTER_OTLP_INSECURE; else http:// is plain."""
+    if insecure_variable is not None:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_INSECURE", insecure_variable)
+    assert resolve_options("grpc", endpoint, None, None, None).insecure is insecure
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "words"),
+    [
+        ({"protocol": "http/json"}, ValueError, "`protocol` must be one of"),
+        ({"endpoint": f"http://u:{PASSWORD}@h:99999"}, ValueError, "`endpoint` must be a URL"),
+        ({"endpoint": f"ftp://u:{PASSWORD}@h:1"}, ValueError, "`endpoint` must be a URL"),
+        ({"endpoint": f"u:{PASSWORD}@nowhere"}, ValueError, "`endpoint` must be a URL"),
+        ({"endpoint": 4318}, TypeError, "`endpoint` must be a str"),
+        ({"timeout": 0}, ValueError, "`timeout` must be a positive number"),
+        ({"timeout": float("nan")}, ValueError, "`timeout` must be a positive number"),
+        ({"headers": {"authorization": 5}}, TypeError, "`headers` must map"),
+        ({"headers": "a=b"}, TypeError, "`headers` must be a mapping"),
+    ],
+)
+def test_bad_arguments_are_refused_without_echoing_credentials(
+    kwargs: dict[str, object], error: type[Exception], words: str
+) -> None:
+    """A malformed argument raises at once with the rule; a password in it is masked."""
+    arguments: dict[str, object] = {
+        "protocol": "http/protobuf",
+        "endpoint": None,
+        "headers": None,
+        "timeout": None,
+    }
+    arguments.update(kwargs)
+    with pytest.raises(error, match=words) as raised:
+        build_sender(**arguments)  # type: ignore[arg-type]
+    assert PASSWORD not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "soon"),
+        ("OTEL_EXPORTER_OTLP_COMPRESSION", "brotli"),
+        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", f"http://u:{PASSWORD}@h:notaport/v1/traces"),
+    ],
+)
+def test_a_bad_variable_is_named(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+    """A malformed variable raises naming the variable, credentials masked."""
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValueError, match=name) as raised:
+        build_sender("http/protobuf", None, None, None)
+    assert PASSWORD not in str(raised.value)
+
+
+def test_the_destination_masks_the_password() -> None:
+    sender = build_sender("http/protobuf", f"http://u:{PASSWORD}@h:4318", None, 1)
+    sender.close()
+    assert sender.destination == "http://u:***@h:4318/v1/traces"
+
+
+def test_grpc_is_imported_only_for_a_grpc_sender() -> None:
+    """Building an HTTP sender does not load grpc; building a gRPC one does."""
+    code = (
+        "import sys\n"
+        "from promptrecorder.otlp_send import build_sender\n"
+        "build_sender('http/protobuf', 'http://h:4318', None, 1).close()\n"
+        "assert 'grpc' not in sys.modules, 'grpc loaded for HTTP'\n"
+        "build_sender('grpc', 'http://h:4317', None, 1).close()\n"
+        "assert 'grpc' in sys.modules\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [("5", 5.0), (" 0.5 ", 0.5), ("-3", 0.0), ("soon", None), ("", None), (None, None), ("nan", None)],
+)
+def test_retry_after_in_seconds(header: str | None, seconds: float | None) -> None:
+    assert retry_after_seconds(header) == seconds
+
+
+def test_retry_after_as_an_http_date() -> None:
+    when = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() + 60))
+    got = retry_after_seconds(when)
+    assert got is not None
+    assert 55 <= got <= 61
+    past = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() - 60))
+    assert retry_after_seconds(past) == 0.0
+
+
+def test_partial_success_is_read_from_the_answer() -> None:
+    body = ExportTraceServiceResponse(
+        partial_success=ExportTracePartialSuccess(rejected_spans=3, error_message="too\nold")
+    ).SerializeToString()
+    assert partial_success(body) == (3, "too old")
+    assert partial_success(b"") == (0, "")
+    assert partial_success(b"\xff\xff not protobuf") == (0, "")
+
+
+def test_the_servers_message_is_read_from_text_json_and_rpc_status() -> None:
+    from google.rpc import status_pb2
+
+    proto = status_pb2.Status(code=3, message="bad span").SerializeToString()
+    assert server_message(b"quota   exceeded\n", "text/plain") == "quota exceeded"
+    assert server_message(b'{"message": "no such project"}', "application/json") == "no such project"
+    assert server_message(proto, "application/x-protobuf") == "bad span"
+    assert server_message(b"", "text/plain") == ""
+    assert len(server_message(b"x" * 10_000, "text/html")) == 300
