@@ -19,6 +19,8 @@ def test_all_is_pinned_and_sorted() -> None:
         "PromptRecorderError",
         "SecretScrubber",
         "SimpleBot",
+        "TraceNotFoundError",
+        "TraceReadError",
         "__version__",
         "autorecord",
         "configure",
@@ -26,7 +28,9 @@ def test_all_is_pinned_and_sorted() -> None:
         "delivery_stats",
         "flush",
         "instrument_openai",
+        "read_jaeger",
         "read_jsonl",
+        "read_otlp_json",
         "shutdown",
     ]
     assert promptrecorder.__all__ == sorted(promptrecorder.__all__)

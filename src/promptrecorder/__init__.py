@@ -17,10 +17,17 @@ from promptrecorder._version import __version__
 from promptrecorder.activation import current_recorder
 from promptrecorder.bots import BotResponse, ChatBot, SimpleBot
 from promptrecorder.delivery import DeliveryStats
-from promptrecorder.errors import MissingDependencyError, PromptRecorderError
+from promptrecorder.errors import (
+    MissingDependencyError,
+    PromptRecorderError,
+    TraceNotFoundError,
+    TraceReadError,
+)
 from promptrecorder.instrument import Instrumentation, instrument_openai
+from promptrecorder.jaeger_query import read_jaeger
 from promptrecorder.ledger import DeliverySummary
 from promptrecorder.pairs import autorecord
+from promptrecorder.readback import read_otlp_json
 from promptrecorder.recorder import PromptRecorder
 from promptrecorder.records import PromptRecord, read_jsonl
 from promptrecorder.redaction import SecretScrubber
@@ -38,6 +45,8 @@ __all__ = [
     "PromptRecorderError",
     "SecretScrubber",
     "SimpleBot",
+    "TraceNotFoundError",
+    "TraceReadError",
     "__version__",
     "autorecord",
     "configure",
@@ -45,6 +54,8 @@ __all__ = [
     "delivery_stats",
     "flush",
     "instrument_openai",
+    "read_jaeger",
     "read_jsonl",
+    "read_otlp_json",
     "shutdown",
 ]
