@@ -19,18 +19,21 @@ from typing import TYPE_CHECKING
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import Link, Span, Status, StatusCode
+from opentelemetry.trace import Link, Span
 from opentelemetry.util.types import AttributeValue
 
 from promptrecorder import semconv
-from promptrecorder.content import export_text
-from promptrecorder.redaction import ContentPolicy, exception_details
+from promptrecorder.events import EXCEPTION_EVENT_RESERVE, attributes_size, record_exception
+from promptrecorder.redaction import ContentPolicy
 
 if TYPE_CHECKING:
     from promptrecorder.recorder import PromptRecorder
 
 # The SDK keeps this many events per span unless told otherwise (OTEL_SPAN_EVENT_COUNT_LIMIT).
 _SDK_DEFAULT_EVENT_LIMIT = 128
+# Bytes a span takes in OTLP beside its name, attributes and events, at most: ids, parent,
+# times, kind, flags, status, one link, and the counts the recorder span gets at its end.
+_SPAN_OVERHEAD = 256
 
 ACTIVE: ContextVar[tuple[Activation, ...]] = ContextVar("promptrecorder_active", default=())
 
@@ -60,8 +63,10 @@ class Activation:
         "records",
         "room",
         "segment",
+        "segment_bytes",
         "segment_ids",
         "segment_index",
+        "segment_pairs",
         "span",
     )
 
@@ -73,9 +78,12 @@ class Activation:
         self.segment = span
         self.segment_ids = _hex_ids(span)
         self.segment_index = 0
-        # One event slot is kept back for the exception a failing block records on exit.
+        # One event slot, and its bytes, are kept back for the exception a failing block
+        # records on exit.
         limit = _event_limit(span)
         self.room: int | None = None if limit is None else max(limit - 1, 2)
+        self.segment_bytes = _span_size(recorder.name, recorder._span_attributes) + EXCEPTION_EVENT_RESERVE
+        self.segment_pairs = 0
         self.records = 0
         self.closed = False
         # Reentrant: a stream proxy garbage-collected while this thread holds the lock
@@ -91,19 +99,31 @@ class Activation:
         prompt_ns: int,
         response_attributes: dict[str, AttributeValue] | None,
         response_ns: int,
+        size: int = 0,
     ) -> tuple[str, str] | None:
-        """Add the two events of a pair; return the hex (trace id, span id) of the span they
-        went to, or None when the activation is closed or there is no valid span."""
+        """Add the two events of a pair (``size``: their bytes, from ``pair_size``); return
+        the hex (trace id, span id) of the span they went to, or None when the activation
+        is closed or there is no valid span.
+
+        The one rollover rule: the pair goes on a new segment when the current one holds a
+        pair already and has no room left for two more events or for ``size`` more bytes
+        within the recorder's ``max_span_bytes``. A pair alone on a segment always fits.
+        """
         with self.lock:
             if self.closed:
                 return None
             self.records += 1
             if not self.recording:
                 return self.segment_ids
+            if self.segment_pairs and (
+                (self.room is not None and self.room < 2)
+                or self.segment_bytes + size > self.recorder.max_span_bytes
+            ):
+                self._next_segment()
             if self.room is not None:
-                if self.room < 2:
-                    self._next_segment()
                 self.room -= 2
+            self.segment_bytes += size
+            self.segment_pairs += 1
             self.segment.add_event(semconv.EVENT_PROMPT, prompt_attributes, prompt_ns)
             self.segment.add_event(semconv.EVENT_RESPONSE, response_attributes, response_ns)
             return self.segment_ids
@@ -116,18 +136,18 @@ class Activation:
             previous.get_span_context(),
             {semconv.SEGMENT_LINK_REASON: semconv.SEGMENT_LINK_REASON_CONTINUES},
         )
+        name = f"{recorder._span_name} segment {self.segment_index}"
+        attributes = {**recorder._span_attributes, semconv.SEGMENT_INDEX: self.segment_index}
         token = otel_context.attach(trace.set_span_in_context(self.span))
         try:
-            self.segment = recorder._start_span(
-                f"{recorder.name} segment {self.segment_index}",
-                [link],
-                {**recorder._span_attributes, semconv.SEGMENT_INDEX: self.segment_index},
-            )
+            self.segment = recorder._start_span(name, [link], attributes)
         finally:
             otel_context.detach(token)
         self.segment_ids = _hex_ids(self.segment)
         limit = _event_limit(self.segment)
         self.room = None if limit is None else max(limit, 2)
+        self.segment_bytes = _span_size(name, attributes)
+        self.segment_pairs = 0
         if previous is not self.span:
             previous.end()
 
@@ -143,10 +163,7 @@ class Activation:
                     span.set_attribute(semconv.SEGMENT_COUNT, self.segment_index + 1)
                 span.set_attribute(semconv.RECORD_COUNT, self.records)
                 if exc is not None and not isinstance(exc, GeneratorExit):
-                    description, details = exception_details(self.policy, exc)
-                    span.set_attribute(semconv.ERROR_TYPE, type(exc).__qualname__)
-                    span.record_exception(exc, attributes=details)
-                    span.set_status(Status(StatusCode.ERROR, export_text(description, 1024)[0]))
+                    record_exception(span, self.policy, exc, self.recorder.max_content_length)
             finally:
                 span.end()
 
@@ -156,6 +173,10 @@ def _hex_ids(span: Span) -> tuple[str, str] | None:
     if not context.is_valid:
         return None
     return format(context.trace_id, "032x"), format(context.span_id, "016x")
+
+
+def _span_size(name: str, attributes: dict[str, AttributeValue]) -> int:
+    return _SPAN_OVERHEAD + len(name.encode("utf-8", "surrogatepass")) + attributes_size(attributes)
 
 
 def _event_limit(span: Span) -> int | None:

@@ -23,17 +23,24 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from opentelemetry import metrics, trace
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import Span, SpanKind
 from opentelemetry.util.types import AttributeValue
 
 from promptrecorder import ledger, semconv
 from promptrecorder._diagnostics import warn_once
 from promptrecorder._version import __version__
 from promptrecorder.activation import active_chain
-from promptrecorder.content import export_text, input_messages_json, last_user_text, output_messages_json
+from promptrecorder.content import (
+    MAX_NAME_LENGTH,
+    export_text,
+    input_messages_json,
+    last_user_text,
+    output_messages_json,
+)
+from promptrecorder.events import add_text, add_value, describe_exception, name_text, record_exception
 from promptrecorder.pairs import PreparedMessages, PreparedOutput, store_pair
 from promptrecorder.records import PromptRecord
-from promptrecorder.redaction import RedactionCounter, exception_details
+from promptrecorder.redaction import ContentPolicy, RedactionCounter
 
 # Set while a recorded call is inside the client, so that an instrumented client beneath
 # a bot (or a client instrumented twice) does not record the same call again.
@@ -168,18 +175,20 @@ class LLMCall:
         if not chain or _IN_CALL.get() or not chain[-1].policy.records:
             return None
         recorder = chain[-1].recorder
+        policy = chain[-1].policy
         span: Span = trace.INVALID_SPAN
         prepared = None
         try:
-            name = f"{request.operation} {request.model}" if request.model else request.operation
+            # The model name passes the policy here for the span, and again for the pair's
+            # record, where it is counted.
+            model = _policy_text(policy, request.model)
+            name = name_text(f"{request.operation} {model}" if model else request.operation)
+            attributes = _request_attributes(request, model, recorder.max_content_length)
             token = ledger.starting(recorder._delivery)  # the span counts in the recorder's delivery
             try:
-                span = recorder._tracer.start_span(
-                    name, kind=SpanKind.CLIENT, attributes=_request_attributes(request)
-                )
+                span = recorder._tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
             finally:
                 ledger.done(token)
-            policy = chain[-1].policy
             if span.is_recording() and request.messages and policy.keeps_text:
                 limit = recorder.max_content_length
                 # Counted apart, and added to the recorder's counts when the pair is stored,
@@ -229,7 +238,7 @@ class LLMCall:
             self._record_metrics(result, error, duration_s)
         except Exception as failure:
             warn_once("call-metrics", "promptrecorder could not record an LLM call's metrics: %r", failure)
-        error_text = None if error is None else f"{type(error).__name__}: {error}"
+        error_text = None if error is None else describe_exception(error)
         try:
             return self._store(result, error_text, complete, ended_ns)
         except Exception as failure:  # e.g. a redaction hook that raised: never the caller's problem
@@ -266,10 +275,16 @@ class LLMCall:
         """Set the response attributes, and the error if any, on the CLIENT span."""
         span = self._span
         if span.is_recording():
+            policy = self._chain[-1].policy
             attributes: dict[str, AttributeValue] = {}
+            for key, text in (
+                (semconv.GEN_AI_RESPONSE_MODEL, result.response_model),
+                (semconv.GEN_AI_RESPONSE_ID, result.response_id),
+            ):
+                text = _policy_text(policy, text)
+                if text is not None:
+                    add_text(attributes, key, text, MAX_NAME_LENGTH)
             optional: dict[str, AttributeValue | None] = {
-                semconv.GEN_AI_RESPONSE_MODEL: result.response_model,
-                semconv.GEN_AI_RESPONSE_ID: result.response_id,
                 semconv.GEN_AI_USAGE_INPUT_TOKENS: result.input_tokens,
                 semconv.GEN_AI_USAGE_OUTPUT_TOKENS: result.output_tokens,
                 semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: result.cache_read_tokens,
@@ -278,8 +293,9 @@ class LLMCall:
             }
             attributes.update({key: value for key, value in optional.items() if value is not None})
             if result.finish_reasons:
-                attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] = list(result.finish_reasons)
-            policy = self._chain[-1].policy
+                attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] = [
+                    export_text(reason, MAX_NAME_LENGTH)[0] for reason in result.finish_reasons
+                ]
             if (result.text or result.tool_calls) and policy.keeps_text:
                 limit = self._chain[-1].recorder.max_content_length
                 # As for the input: counted apart, and reused by the pair's record and
@@ -294,10 +310,7 @@ class LLMCall:
                 attributes[semconv.RESPONSE_COMPLETE] = False
             span.set_attributes(attributes)
             if error is not None:
-                description, details = exception_details(policy, error)
-                span.set_attribute(semconv.ERROR_TYPE, type(error).__qualname__)
-                span.record_exception(error, attributes=details)
-                span.set_status(Status(StatusCode.ERROR, export_text(description, 1024)[0]))
+                record_exception(span, policy, error, self._chain[-1].recorder.max_content_length)
 
     def _record_metrics(self, result: CallResult, error: BaseException | None, duration_s: float) -> None:
         request = self.request
@@ -321,19 +334,33 @@ class LLMCall:
                 _token_usage.record(count, {**attributes, semconv.GEN_AI_TOKEN_TYPE: token_type})
 
 
-def _request_attributes(request: CallRequest) -> dict[str, AttributeValue]:
+def _policy_text(policy: ContentPolicy, text: str | None) -> str | None:
+    """A name for the CLIENT span through ``policy`` (uncounted: the pair's record counts it);
+    None when the policy's ``redact`` hook fails on it, so that the span still starts."""
+    if not text:
+        return None
+    try:
+        return policy.text(text, RedactionCounter())
+    except Exception as error:
+        warn_once("call-name-policy", "promptrecorder: the content policy failed on a model name: %r", error)
+        return None
+
+
+def _request_attributes(
+    request: CallRequest, model: str | None, limit: int | None
+) -> dict[str, AttributeValue]:
+    """The CLIENT span's request attributes, each bounded (``model``: the request's, scrubbed)."""
     endpoint = request.endpoint
-    attributes: dict[str, AttributeValue] = {
-        semconv.GEN_AI_OPERATION_NAME: request.operation,
-        semconv.GEN_AI_PROVIDER_NAME: endpoint.provider,
-        **request.params,
-    }
-    if request.model:
-        attributes[semconv.GEN_AI_REQUEST_MODEL] = request.model
+    attributes: dict[str, AttributeValue] = {semconv.GEN_AI_OPERATION_NAME: request.operation}
+    add_text(attributes, semconv.GEN_AI_PROVIDER_NAME, endpoint.provider, MAX_NAME_LENGTH)
+    for key, value in request.params.items():
+        add_value(attributes, key, value, limit)
+    if model:
+        add_text(attributes, semconv.GEN_AI_REQUEST_MODEL, model, MAX_NAME_LENGTH)
     if request.stream:
         attributes[semconv.GEN_AI_REQUEST_STREAM] = True
     if endpoint.address:
-        attributes[semconv.SERVER_ADDRESS] = endpoint.address
+        add_text(attributes, semconv.SERVER_ADDRESS, endpoint.address, MAX_NAME_LENGTH)
     if endpoint.port:
         attributes[semconv.SERVER_PORT] = endpoint.port
     return attributes

@@ -26,6 +26,9 @@ from typing import Any
 # a few hundred kilobytes of prompt in one event would make the whole batch bounce.
 DEFAULT_MAX_CONTENT_LENGTH = 32_768
 TRUNCATION_MARKER = "…[truncated]"
+# Cap, in characters, on exported names: model, provider, error type, span names. A name
+# longer than this is a mistake or an attack, and a trace view shows it on every line.
+MAX_NAME_LENGTH = 1024
 
 # openai content parts that carry base64 data inline: their size, not their bytes, is exported.
 _INLINE_DATA_PARTS = {"input_audio": "audio", "file": "file"}
@@ -41,7 +44,8 @@ def check_prompt(prompt: object) -> tuple[str, tuple[Mapping[str, Any], ...] | N
     """Return ``(prompt_text, messages)`` for a prompt, or raise a clear error.
 
     A str prompt is its own text. A chat message list (as the openai client takes it)
-    gives the text of its last user message, and is kept as a tuple.
+    gives the text of its last user message, and is kept as a tuple (tool call arguments
+    given as a dict become their JSON text, in the record as in the export).
     """
     if isinstance(prompt, str):
         return prompt, None
@@ -50,7 +54,7 @@ def check_prompt(prompt: object) -> tuple[str, tuple[Mapping[str, Any], ...] | N
             raise ValueError("`prompt` must be a non-empty list of chat messages, got []")
         for index, message in enumerate(prompt):
             _check_message(message, index)
-        messages = tuple(prompt)
+        messages = normalise_messages(tuple(prompt))
         return last_user_text(messages), messages
     raise TypeError(
         "`prompt` must be a str or a list of chat messages "
@@ -73,7 +77,8 @@ def _check_message(message: object, index: int) -> None:
         )
     role = message.get("role")
     if not isinstance(role, str) or not role:
-        raise TypeError(f"`prompt[{index}]['role']` must be a non-empty str, got {role!r}")
+        raise TypeError(f"`prompt[{index}]['role']` must be a non-empty str, got {_describe(role)}")
+    _check_tool_calls(message.get("tool_calls"), index)
     content = message.get("content")
     if content is None or isinstance(content, str):
         return
@@ -89,6 +94,99 @@ def _check_message(message: object, index: int) -> None:
         f"`prompt[{index}]['content']` must be a str, a list of content parts or None, "
         f"got {type(content).__name__}: {_describe(content)}"
     )
+
+
+def _check_tool_calls(calls: object, index: int) -> None:
+    if calls is None:
+        return
+    if not isinstance(calls, (list, tuple)):
+        raise TypeError(
+            f"`prompt[{index}]['tool_calls']` must be a list of tool call dicts, "
+            f"got {type(calls).__name__}: {_describe(calls)}"
+        )
+    for call_index, call in enumerate(calls):
+        where = f"`prompt[{index}]['tool_calls'][{call_index}]"
+        function = call.get("function") if isinstance(call, Mapping) else None
+        if not isinstance(function, Mapping):
+            raise TypeError(
+                f"{where}` must be a dict with a 'function' dict "
+                f"({{'name': ..., 'arguments': ...}}), got {_describe(call)}"
+            )
+        arguments = function.get("arguments")
+        if arguments is not None and not isinstance(arguments, (str, Mapping)):
+            raise TypeError(
+                f"{where}['function']['arguments']` must be JSON text or a dict, "
+                f"got {type(arguments).__name__}: {_describe(arguments)}"
+            )
+
+
+def normalise_messages(messages: tuple[Mapping[str, Any], ...]) -> tuple[Mapping[str, Any], ...]:
+    """``messages`` with tool call arguments given as a dict turned into JSON text.
+
+    openai's format carries arguments as JSON text; callers who pass a dict get the same
+    text in the record and in the export (it is what the scrubber and the export read).
+    Messages without such arguments are returned as they are.
+    """
+    if not any(_has_dict_arguments(message) for message in messages):
+        return messages
+    return tuple(_with_text_arguments(message) for message in messages)
+
+
+def _has_dict_arguments(message: Mapping[str, Any]) -> bool:
+    return any(
+        isinstance(call["function"].get("arguments"), Mapping) for call in message.get("tool_calls") or ()
+    )
+
+
+def _with_text_arguments(message: Mapping[str, Any]) -> Mapping[str, Any]:
+    if not _has_dict_arguments(message):
+        return message
+    calls = []
+    for index, call in enumerate(message["tool_calls"]):
+        function = call["function"]
+        arguments = function.get("arguments")
+        if isinstance(arguments, Mapping):
+            text = json_text(arguments, f"tool call {index}'s `arguments`")
+            call = {**call, "function": {**function, "arguments": text}}
+        calls.append(call)
+    return {**message, "tool_calls": calls}
+
+
+def json_text(value: object, what: str) -> str:
+    """``value`` as compact JSON text (objects JSON does not know as their ``str()``),
+    or a ``TypeError``/``ValueError`` that names ``what`` and says why it cannot be."""
+    try:
+        return _VALUE_ENCODER.encode(value)
+    except RecursionError:
+        raise ValueError(
+            f"{what} must be nested less deeply, got {_describe_type(value)} nested too deep for JSON"
+        ) from None
+    except ValueError as error:  # "Circular reference detected"
+        raise ValueError(f"{what} must not contain itself, got {_describe_type(value)}: {error}") from None
+    except TypeError as error:  # a key that is not str, int, float, bool or None
+        raise TypeError(f"{what} must be JSON-serialisable, got {_describe_type(value)}: {error}") from None
+    except Exception as error:  # an object whose str() raised
+        raise TypeError(
+            f"{what} must be JSON-serialisable, got a value whose str() raised {type(error).__name__}: {error}"
+        ) from None
+
+
+def _describe_type(value: object) -> str:
+    return type(value).__name__
+
+
+def safe_str(value: object) -> str:
+    """``str(value)``, or a description of ``value`` when its ``str()`` raises."""
+    try:
+        text = str(value)
+    except Exception as error:
+        return f"<{type(value).__name__} whose str() raised {type(error).__name__}>"
+    return text if isinstance(text, str) else f"<{type(value).__name__}>"
+
+
+def _safe_default(value: object) -> str:
+    # json's `default`: anything it does not know, as its str(), which is allowed to fail.
+    return str(value)
 
 
 def content_text(content: object) -> str:
@@ -131,7 +229,7 @@ def _to_genai_message(message: Mapping[str, Any], limit: int | None) -> dict[str
         parts.append(
             {
                 "type": "tool_call_response",
-                "id": message.get("tool_call_id"),
+                "id": _name(message.get("tool_call_id")),
                 "response": export_text(content_text(content), limit)[0],
             }
         )
@@ -141,12 +239,15 @@ def _to_genai_message(message: Mapping[str, Any], limit: int | None) -> dict[str
         parts.extend(_to_genai_part(part, limit) for part in content)
     for call in message.get("tool_calls") or ():
         function = call.get("function") or {}
+        arguments = function.get("arguments") or ""
+        if not isinstance(arguments, str):  # the checks of the call turned a dict into text
+            arguments = _part_json(arguments)
         parts.append(
             {
                 "type": "tool_call",
-                "id": call.get("id"),
-                "name": function.get("name"),
-                "arguments": _maybe_json(export_text(function.get("arguments") or "", limit)[0]),
+                "id": _name(call.get("id")),
+                "name": _name(function.get("name")),
+                "arguments": _maybe_json(export_text(arguments, limit)[0]),
             }
         )
     result: dict[str, Any] = {"role": role if role in _OPENAI_ROLES else str(role), "parts": parts}
@@ -173,22 +274,38 @@ def output_message(
 def _to_genai_part(part: Mapping[str, Any], limit: int | None) -> dict[str, Any]:
     kind = part.get("type")
     if kind == "text" or (kind is None and isinstance(part.get("text"), str)):
-        return {"type": "text", "content": export_text(str(part.get("text", "")), limit)[0]}
+        return {"type": "text", "content": export_text(safe_str(part.get("text", "")), limit)[0]}
     if kind == "image_url":
         image = part.get("image_url") or {}
-        url = image.get("url", "") if isinstance(image, Mapping) else str(image)
+        url = image.get("url", "") if isinstance(image, Mapping) else image
+        url = url if isinstance(url, str) else safe_str(url)
         if url.startswith("data:"):
             # Inline data can be megabytes; its size, not its bytes, belongs in a trace.
             return {"type": "blob", "modality": "image", "content": f"<inline data, {len(url)} chars>"}
-        return {"type": "uri", "modality": "image", "uri": url}
+        return {"type": "uri", "modality": "image", "uri": export_text(url, limit)[0]}
     if kind in _INLINE_DATA_PARTS:
-        size = len(json.dumps(part, default=str))
+        size = len(_part_json(part))
         return {
             "type": "blob",
             "modality": _INLINE_DATA_PARTS[kind],
             "content": f"<inline data, {size} chars>",
         }
-    return {"type": str(kind), "content": export_text(json.dumps(part, default=str), limit)[0]}
+    return {"type": safe_str(kind), "content": export_text(_part_json(part), limit)[0]}
+
+
+def _name(value: object) -> str | None:
+    """An id or a name from a message, as exported: text of at most ``MAX_NAME_LENGTH``."""
+    if value is None:
+        return None
+    return export_text(value if isinstance(value, str) else safe_str(value), MAX_NAME_LENGTH)[0]
+
+
+def _part_json(part: object) -> str:
+    # The export only: a part the encoder cannot take is described, not allowed to fail it.
+    try:
+        return _VALUE_ENCODER.encode(part)
+    except Exception as error:
+        return f"<content part that is not JSON-serialisable: {type(error).__name__}>"
 
 
 def _maybe_json(text: str) -> Any:
@@ -271,7 +388,10 @@ def messages_json(messages: list[dict[str, Any]]) -> str:
 
 # What json.dumps(..., ensure_ascii=False, separators=(",", ":"), default=str) builds on
 # every call, built once (encode() keeps no state between calls, so threads may share it).
-_MESSAGES_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
+_MESSAGES_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=safe_str)
+# Caller values (metadata, tool arguments): ``json.dumps(value, ensure_ascii=False,
+# default=str)``, built once; NaN and infinities are written as Python writes them (``NaN``, ``Infinity``).
+_VALUE_ENCODER = json.JSONEncoder(ensure_ascii=False, default=_safe_default)
 
 
 # --- export safety -------------------------------------------------------------------

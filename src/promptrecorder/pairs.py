@@ -12,16 +12,32 @@ import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from opentelemetry.util.types import AttributeValue
+
+from promptrecorder import semconv
 from promptrecorder._diagnostics import warn_once
 from promptrecorder.activation import ACTIVE, Activation
-from promptrecorder.content import check_prompt, check_response, last_user_text
-from promptrecorder.events import prompt_event_attributes, response_event_attributes
+from promptrecorder.content import (
+    MAX_NAME_LENGTH,
+    check_prompt,
+    check_response,
+    export_text,
+    last_user_text,
+    safe_str,
+)
+from promptrecorder.events import (
+    EVENT_OVERHEAD,
+    attributes_size,
+    prompt_event_attributes,
+    response_event_attributes,
+)
 from promptrecorder.records import PromptRecord
 from promptrecorder.redaction import RedactionCounter
+from promptrecorder.values import apply_policy, check_key, settle
 
 _NO_METADATA: Mapping[str, Any] = MappingProxyType({})
 
@@ -57,12 +73,16 @@ def _autorecord_signature(
             message's text and ``record.messages`` keeps the whole list.
         response: the response text.
         model: the model name, when known.
-        started_at, ended_at: timezone-aware datetimes of the call's start and end; the
+        started_at, ended_at: timezone-aware datetimes of the call's start and end, from
+            1970-01-01 UTC up to 2554-07-21 UTC (what OTLP's timestamps can hold); the
             prompt event is stamped at ``started_at``, the response event at ``ended_at``
             (now when not given).
         input_tokens, output_tokens: token usage, when known.
         metadata, **more: anything else to keep with the record (``more`` is merged into
-            ``metadata``); exported as ``promptrecorder.metadata.<key>`` attributes.
+            ``metadata``); exported as ``promptrecorder.metadata.<key>`` attributes. Values
+            are str, numbers, bools, None, or lists and dicts of them (exported as JSON);
+            any other object is kept and exported as its ``str()``; bytes, self-containing
+            or very deep values are refused (see ``promptrecorder.values``).
 
     Returns:
         The ``PromptRecord``, or None when no recorder is active (or the innermost one
@@ -112,8 +132,8 @@ def _autorecord(
     """``autorecord`` with a recorder active: check the arguments, then store the pair."""
     prompt_text, messages = check_prompt(prompt)
     response_text = check_response(response)
-    if model is not None and not isinstance(model, str):
-        raise TypeError(f"`model` must be a str or None, got {type(model).__name__}: {model!r}")
+    if model is not None:
+        check_text("model", model)
     _check_tokens("input_tokens", input_tokens)
     _check_tokens("output_tokens", output_tokens)
     if ended_at is None:
@@ -177,6 +197,17 @@ def store_pair(
     policy = innermost.policy
     if not policy.records:
         return None
+    if policy.scrubber is not None or policy.redact is not None:
+        # Texts that are not content (kept in every capture mode): the same policy, here once.
+        counter = recorder.redactions
+        if request_model is not None:
+            given, request_model = request_model, policy.text(request_model, counter)
+            if response_model == given:  # the same name: scrubbed (and counted) once
+                response_model = request_model
+        if response_model is not None and response_model is not request_model:
+            response_model = policy.text(response_model, counter)
+        if metadata:
+            metadata = MappingProxyType(apply_policy(policy, dict(metadata), counter))
     if policy.keeps_text:
         if policy.scrubber is not None or policy.redact is not None:
             counter = recorder.redactions
@@ -206,38 +237,31 @@ def store_pair(
     ids: tuple[str, str] | None = None
     try:
         prompt_attributes = response_attributes = None
+        size = 0
         if innermost.recording:
-            limit = recorder.max_content_length
-            prompt_attributes = prompt_event_attributes(
-                record_id=record_id,
+            prompt_attributes, response_attributes = _event_attributes(
+                record_id,
+                recorder.max_content_length,
                 prompt=prompt,
                 messages=messages,
-                model=request_model,
+                request_model=request_model,
                 provider=provider,
                 input_tokens=input_tokens,
                 metadata=metadata,
-                limit=limit,
-                input_messages=(
-                    prepared.json if prepared is not None and prepared.limit == limit and messages else None
-                ),
-            )
-            response_attributes = response_event_attributes(
-                record_id=record_id,
+                prepared=prepared,
                 response=response,
-                model=response_model,
+                response_model=response_model,
                 output_tokens=output_tokens,
                 finish_reasons=finish_reasons,
                 tool_calls=tool_calls,
                 error=error,
                 complete=complete,
-                limit=limit,
-                output_messages=(
-                    prepared_output.json
-                    if prepared_output is not None and prepared_output.limit == limit
-                    else None
-                ),
+                prepared_output=prepared_output,
             )
-        ids = innermost.add_pair(prompt_attributes, started_ns, response_attributes, ended_ns)
+            size = (
+                2 * EVENT_OVERHEAD + attributes_size(prompt_attributes) + attributes_size(response_attributes)
+            )
+        ids = innermost.add_pair(prompt_attributes, started_ns, response_attributes, ended_ns, size)
         if innermost.closed:
             warn_once(
                 "record-after-exit",
@@ -275,6 +299,73 @@ def store_pair(
         for outer in {id(a.recorder): a.recorder for a in chain}.values():
             outer._store.append(record)
     return record
+
+
+def _event_attributes(
+    record_id: str,
+    limit: int | None,
+    *,
+    prompt: str,
+    messages: tuple[Mapping[str, Any], ...] | None,
+    request_model: str | None,
+    provider: str | None,
+    input_tokens: int | None,
+    metadata: Mapping[str, Any],
+    prepared: PreparedMessages | None,
+    response: str,
+    response_model: str | None,
+    output_tokens: int | None,
+    finish_reasons: tuple[str, ...] | None,
+    tool_calls: tuple[Mapping[str, Any], ...] | None,
+    error: str | None,
+    complete: bool,
+    prepared_output: PreparedOutput | None,
+) -> tuple[dict[str, AttributeValue], dict[str, AttributeValue]]:
+    """The attributes of a pair's two events; never raises.
+
+    Every value reaching here was checked at the call, so building them cannot fail; should
+    it all the same (a bug of ours), the pair is still exported, as its record id and what
+    went wrong, so that a record in memory always has its events on a span.
+    """
+    try:
+        return (
+            prompt_event_attributes(
+                record_id=record_id,
+                prompt=prompt,
+                messages=messages,
+                model=request_model,
+                provider=provider,
+                input_tokens=input_tokens,
+                metadata=metadata,
+                limit=limit,
+                input_messages=(
+                    prepared.json if prepared is not None and prepared.limit == limit and messages else None
+                ),
+            ),
+            response_event_attributes(
+                record_id=record_id,
+                response=response,
+                model=response_model,
+                output_tokens=output_tokens,
+                finish_reasons=finish_reasons,
+                tool_calls=tool_calls,
+                error=error,
+                complete=complete,
+                limit=limit,
+                output_messages=(
+                    prepared_output.json
+                    if prepared_output is not None and prepared_output.limit == limit
+                    else None
+                ),
+            ),
+        )
+    except Exception as failure:
+        warn_once("event-attributes", "promptrecorder could not build a pair's events: %r", failure)
+        stub: dict[str, AttributeValue] = {
+            semconv.RECORD_ID: record_id,
+            semconv.EXPORT_ERROR: export_text(safe_str(failure), MAX_NAME_LENGTH)[0],
+        }
+        return stub, dict(stub)
 
 
 @dataclass(slots=True)
@@ -330,11 +421,34 @@ def _timestamp(name: str, value: object) -> tuple[int, datetime]:
             f"`{name}` must be timezone-aware, got naive {value!r}; "
             "use datetime.now(timezone.utc) or attach a tzinfo"
         )
-    delta = value - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000, value
+    try:
+        delta = value - _EPOCH
+    except OverflowError:  # an offset that takes it past year 1 or 9999 in UTC
+        delta = None
+    ns = (
+        None
+        if delta is None
+        else (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+    )
+    if ns is None or not 0 <= ns < _OTLP_TIME_LIMIT_NS:
+        # OTLP stamps events with unsigned 64-bit nanoseconds since 1970: an event outside
+        # that range could not be encoded, and would take its whole export batch down.
+        raise ValueError(
+            f"`{name}` must be between {_EPOCH.isoformat()} and {_OTLP_TIME_LIMIT.isoformat()} "
+            f"(what OTLP timestamps can hold), got {value!r}"
+        )
+    return ns, value
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_OTLP_TIME_LIMIT_NS = 2**64
+_OTLP_TIME_LIMIT = _EPOCH + timedelta(microseconds=_OTLP_TIME_LIMIT_NS // 1000)
+
+
+def check_text(name: str, value: object) -> None:
+    """A ``TypeError`` naming ``name`` unless ``value`` is a str."""
+    if not isinstance(value, str):
+        raise TypeError(f"`{name}` must be a str or None, got {type(value).__name__}: {value!r}")
 
 
 def _merge_metadata(metadata: object, more: dict[str, Any]) -> Mapping[str, Any]:
@@ -346,7 +460,7 @@ def _merge_metadata(metadata: object, more: dict[str, Any]) -> Mapping[str, Any]
         merged = {**metadata, **more}
     else:
         raise TypeError(f"`metadata` must be a dict or None, got {type(metadata).__name__}: {metadata!r}")
-    for key in merged:
-        if not isinstance(key, str):
-            raise TypeError(f"`metadata` keys must be str, got {key!r}")
-    return MappingProxyType(dict(merged))
+    settled = {}
+    for key, value in merged.items():
+        settled[check_key("metadata", key)] = settle(f"metadata[{key!r}]", value)
+    return MappingProxyType(settled)

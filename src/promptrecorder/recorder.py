@@ -22,16 +22,12 @@ from opentelemetry import trace
 from opentelemetry.trace import Link, Span, SpanKind
 from opentelemetry.util.types import AttributeValue
 
-from promptrecorder import ledger, semconv
+from promptrecorder import ledger, semconv, settings
 from promptrecorder._diagnostics import warn_once
 from promptrecorder._version import __version__
 from promptrecorder.activation import ACTIVE, Activation
-from promptrecorder.content import (
-    DEFAULT_MAX_CONTENT_LENGTH,
-)
-from promptrecorder.events import (
-    as_attribute_value,
-)
+from promptrecorder.content import DEFAULT_MAX_CONTENT_LENGTH, MAX_NAME_LENGTH
+from promptrecorder.events import add_text, add_value, name_text
 from promptrecorder.records import (
     DEFAULT_MAX_RECORDS,
     PromptRecord,
@@ -51,6 +47,7 @@ from promptrecorder.redaction import (
     capture_from_environment,
     check_capture,
 )
+from promptrecorder.values import apply_policy, check_key, settle
 
 if TYPE_CHECKING:
     import pandas
@@ -94,6 +91,14 @@ class PromptRecorder:
         scrub_secrets: replace API keys, bearer tokens and private keys with
             ``[REDACTED:<kind>]`` (on by default); ``False`` turns it off, a
             ``SecretScrubber`` instance adds patterns.
+        max_span_bytes: the most bytes of OTLP a span of this recorder should carry; a
+            pair that would take its span past it goes on a new segment span (a pair alone
+            on a segment always fits). When ``None``, ``PROMPTRECORDER_MAX_SPAN_BYTES``,
+            else 1 MiB.
+
+    The recorder's ``attributes`` (and the texts in ``metadata``, model names and error
+    messages of its pairs) pass the same secret scrubbing and ``redact`` hook as content,
+    and are cut at ``max_content_length`` in the export.
 
     Raises:
         TypeError, ValueError: an argument is not of the documented form.
@@ -110,10 +115,12 @@ class PromptRecorder:
         capture: CaptureMode | None = None,
         redact: Redactor | None = None,
         scrub_secrets: bool | SecretScrubber = True,
+        max_span_bytes: int | None = None,
     ) -> None:
         if not isinstance(name, str) or not name:
             raise TypeError(f"`name` must be a non-empty str, got {name!r}")
         _check_positive_or_none("max_records", max_records)
+        _check_positive_or_none("max_span_bytes", max_span_bytes)
         _check_positive_or_none("max_content_length", max_content_length)
         if tracer_provider is not None and not isinstance(tracer_provider, trace.TracerProvider):
             raise TypeError(
@@ -137,13 +144,20 @@ class PromptRecorder:
             if scrub_secrets
             else None
         )
+        self.max_span_bytes = max_span_bytes or _max_span_bytes_from_environment()
         self.redactions = RedactionCounter()
         self._policies: dict[CaptureMode, ContentPolicy] = {}  # one per capture mode seen
-        self._span_attributes: dict[str, AttributeValue] = {
-            **_check_attributes(attributes),
-            semconv.GEN_AI_OPERATION_NAME: semconv.OPERATION_INVOKE_WORKFLOW,
-            semconv.GEN_AI_WORKFLOW_NAME: name,
-        }
+        # The attributes are scrubbed once, here: they are the same on every span.
+        scrub = ContentPolicy("full", self._scrubber, redact)
+        self._span_attributes = _span_attributes(
+            _check_attributes(attributes), scrub, self.redactions, max_content_length
+        )
+        add_text(
+            self._span_attributes, semconv.GEN_AI_OPERATION_NAME, semconv.OPERATION_INVOKE_WORKFLOW, None
+        )
+        # The name is the records' `recorder` too, so it is cut in the export but not scrubbed.
+        add_text(self._span_attributes, semconv.GEN_AI_WORKFLOW_NAME, name, MAX_NAME_LENGTH)
+        self._span_name = name_text(name)
         self._tracer = _tracer(tracer_provider)
         self._store = RecordStore(max_records)
         self._delivery = ledger.Tally()  # what became of this recorder's spans
@@ -162,7 +176,7 @@ class PromptRecorder:
         return policy
 
     def __enter__(self) -> PromptRecorder:
-        activation = Activation(self, self._start_span(self.name, None, self._span_attributes))
+        activation = Activation(self, self._start_span(self._span_name, None, self._span_attributes))
         try:
             activation.policy = self.content_policy()
         except ValueError as error:  # a bad PROMPTRECORDER_CAPTURE_CONTENT must not stop the block
@@ -401,16 +415,43 @@ def _check_positive_or_none(name: str, value: object) -> None:
         raise ValueError(f"`{name}` must be a positive int or None, got {value!r}")
 
 
-def _check_attributes(attributes: object) -> dict[str, AttributeValue]:
+def _check_attributes(attributes: object) -> Mapping[str, object]:
     if attributes is None:
         return {}
     if not isinstance(attributes, Mapping):
         raise TypeError(
             f"`attributes` must be a dict of str to attribute values, got {type(attributes).__name__}"
         )
-    checked: dict[str, AttributeValue] = {}
+    return {
+        check_key("attributes", key, empty=False): settle(f"attributes[{key!r}]", value)
+        for key, value in attributes.items()
+    }
+
+
+def _span_attributes(
+    attributes: Mapping[str, object], policy: ContentPolicy, counter: RedactionCounter, limit: int | None
+) -> dict[str, AttributeValue]:
+    exported: dict[str, AttributeValue] = {}
     for key, value in attributes.items():
-        if not isinstance(key, str) or not key:
-            raise TypeError(f"`attributes` keys must be non-empty str, got {key!r}")
-        checked[key] = as_attribute_value(value)
-    return checked
+        add_value(exported, key, apply_policy(policy, value, counter), limit)
+    return exported
+
+
+def _max_span_bytes_from_environment() -> int:
+    text = settings.env(settings.PROMPTRECORDER_MAX_SPAN_BYTES)
+    if text is None:
+        return settings.DEFAULT_MAX_SPAN_BYTES
+    try:
+        value = int(text)
+        if value < 1:
+            raise ValueError
+    except ValueError:
+        warn_once(
+            "max-span-bytes-env",
+            "promptrecorder: %s must be a positive int, got %r; using %d",
+            settings.PROMPTRECORDER_MAX_SPAN_BYTES,
+            text,
+            settings.DEFAULT_MAX_SPAN_BYTES,
+        )
+        return settings.DEFAULT_MAX_SPAN_BYTES
+    return value

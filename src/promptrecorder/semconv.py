@@ -62,6 +62,9 @@ RESPONSE_TEXT: Final = "response"
 RESPONSE_COMPLETE: Final = "promptrecorder.response.complete"
 RESPONSE_ERROR: Final = "promptrecorder.response.error"
 
+# On a pair's events in place of their content, should building it fail (a bug of ours).
+EXPORT_ERROR: Final = "promptrecorder.export_error"
+
 # Pairs a prompt event with its response event (and with the in-memory record).
 RECORD_ID: Final = "promptrecorder.record.id"
 # Original length in characters and SHA-256 of content that was truncated for export.
@@ -69,6 +72,10 @@ PROMPT_ORIGINAL_LENGTH: Final = "promptrecorder.prompt.original_length"
 PROMPT_SHA256: Final = "promptrecorder.prompt.sha256"
 RESPONSE_ORIGINAL_LENGTH: Final = "promptrecorder.response.original_length"
 RESPONSE_SHA256: Final = "promptrecorder.response.sha256"
+# Any other text cut for export says the same under its own key: `promptrecorder.<key>`
+# (or the key itself when it is already ours) with these suffixes; see truncation_keys().
+ORIGINAL_LENGTH_SUFFIX: Final = ".original_length"
+SHA256_SUFFIX: Final = ".sha256"
 # Caller-supplied metadata is exported under this prefix.
 METADATA_PREFIX: Final = "promptrecorder.metadata."
 
@@ -82,3 +89,17 @@ RECORD_COUNT: Final = "promptrecorder.record.count"
 
 # The instrumentation scope under which every span is created.
 INSTRUMENTATION_NAME: Final = "promptrecorder"
+
+
+def truncation_keys(key: str) -> tuple[str, str]:
+    """The keys of the original length and SHA-256 of a text cut for export under ``key``.
+
+    ``prompt`` gives ``PROMPT_ORIGINAL_LENGTH`` and ``PROMPT_SHA256``; a metadata key gives
+    ``promptrecorder.metadata.<key>.original_length``; ``gen_ai.request.model`` gives
+    ``promptrecorder.gen_ai.request.model.original_length`` (ours, not the convention's).
+    """
+    base = key if key.startswith(_OURS) else _OURS + key
+    return base + ORIGINAL_LENGTH_SUFFIX, base + SHA256_SUFFIX
+
+
+_OURS: Final = INSTRUMENTATION_NAME + "."
