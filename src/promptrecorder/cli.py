@@ -1,4 +1,4 @@
-"""The ``promptrecorder`` command line: ``demo``, ``check`` and ``show``.
+"""The ``promptrecorder`` command line: ``demo``, ``check``, ``show`` and ``read``.
 
 Exit codes: 0 success, 1 failure (with one sentence and the next step), 2 usage error.
 This module parses arguments and prints; the work is done in ``demo``, ``check`` and ``show``.
@@ -95,7 +95,32 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument(
         "--limit", type=_positive_int, default=None, metavar="N", help="show the first N records only"
     )
+    _add_read_command(commands)
     return parser
+
+
+def _add_read_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    read = commands.add_parser(
+        "read",
+        help="read recorded pairs back from Jaeger or an OTLP JSON file, and print or save them",
+        description=(
+            "Read the prompt/response pairs of recorded traces back into records: from Jaeger's "
+            "query API (--jaeger URL with --trace-id, or --service for its recent traces) or from "
+            "an OTLP JSON file (Jaeger's /api/v3 answer, the Collector's file exporter). Prints "
+            "them as `show` does, or saves them with --jsonl for recorder.from_jsonl(). "
+            "Exit 0: read; 1: Jaeger or the file could not be read; 2: usage error."
+        ),
+    )
+    read.add_argument("file", nargs="?", metavar="FILE.json", help="an OTLP JSON file (instead of --jaeger)")
+    read.add_argument("--jaeger", metavar="URL", help="Jaeger's query URL, e.g. http://localhost:16686")
+    read.add_argument("--trace-id", metavar="ID", help="the trace to read (32 hex digits)")
+    read.add_argument("--service", metavar="NAME", help="read the recent traces of this service.name")
+    read.add_argument("--since", metavar="AGE", help="with --service: traces started within AGE (default 1h)")
+    read.add_argument(
+        "--limit", type=_positive_int, metavar="N", help="with --service: at most N traces (default 20)"
+    )
+    read.add_argument("--jsonl", metavar="OUT", help="save the records to OUT as to_jsonl() writes them")
+    read.add_argument("--json", action="store_true", help="print JSON lines, as to_jsonl() writes them")
 
 
 def _add_endpoint_flags(parser: argparse.ArgumentParser) -> None:
@@ -137,6 +162,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _check(args)
     if args.command == "show":
         return _show(args)
+    if args.command == "read":
+        return _read(args)
     return EXIT_USAGE  # pragma: no cover - argparse rejects unknown commands first
 
 
@@ -228,6 +255,54 @@ def _show(args: argparse.Namespace) -> int:
     else:
         print(render_table(shown, len(records), args.file))
     return EXIT_OK
+
+
+def _read(args: argparse.Namespace) -> int:
+    # Imported here: reading back is rare next to demo/check/show.
+    from promptrecorder.credentials import mask_url
+    from promptrecorder.errors import TraceReadError
+    from promptrecorder.jaeger_query import read_jaeger
+    from promptrecorder.readback import read_otlp_json
+    from promptrecorder.records import write_jsonl
+
+    usage = _read_usage_error(args)
+    if usage:
+        print(f"promptrecorder read: {usage}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        if args.file:
+            records, source = read_otlp_json(args.file), args.file
+        else:
+            records = read_jaeger(
+                args.jaeger, trace_id=args.trace_id, service=args.service, since=args.since, limit=args.limit
+            )
+            what = f"trace {args.trace_id}" if args.trace_id else f"service {args.service!r}"
+            source = f"Jaeger at {mask_url(args.jaeger)}, {what}"
+    except ValueError as error:  # a bad --trace-id, --since or URL
+        print(f"promptrecorder read: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except TraceReadError as error:
+        print(f"promptrecorder read: {error}.", file=sys.stderr)
+        return EXIT_FAILURE
+    if args.jsonl:
+        print(f"wrote {write_jsonl(records, args.jsonl)} records to {args.jsonl}")
+    elif args.json:
+        sys.stdout.write(render_json(records))
+    elif records:
+        print(f"{format_records_table(records)}\n\n{len(records)} records from {source}")
+    else:
+        print(f"{source}: no recorded pairs")
+    return EXIT_OK
+
+
+def _read_usage_error(args: argparse.Namespace) -> str | None:
+    if bool(args.file) == bool(args.jaeger):
+        return "give an OTLP JSON FILE or --jaeger URL (one of them)"
+    if args.jaeger and (args.trace_id is None) == (args.service is None):
+        return "with --jaeger, give --trace-id ID or --service NAME (one of them)"
+    if args.file and (args.trace_id or args.service or args.since or args.limit):
+        return "--trace-id, --service, --since and --limit go with --jaeger, not with a FILE"
+    return None
 
 
 if __name__ == "__main__":  # pragma: no cover
