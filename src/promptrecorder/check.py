@@ -1,17 +1,16 @@
 """``promptrecorder check``: send one test span and find out exactly what became of it.
 
-The check does what a configured application does (the OTLP exporter ``configure()`` builds
-for the chosen protocol: the stock one, encoding with ``otlp_encode``; the endpoint,
-protocol and headers resolved as ``configure()`` resolves them),
-but with a TracerProvider of its own, synchronously, and watching closely:
+The check does what a configured application does (it sends through the sender
+``configure()`` builds, ``otlp_send.build_sender``, with the endpoint, protocol and headers
+resolved as ``configure()`` resolves them, the span encoded by ``otlp_encode``), but with
+a TracerProvider of its own, synchronously, and watching closely:
 
 1. **Probe.** A TCP connection to the endpoint, and for ``https://`` a TLS handshake, tells a
    refused connection, an unknown host, a silent network and a TLS mismatch apart in well
-   under a second, where the exporter would retry until its timeout and then say "failed".
-2. **Send.** One span carrying one prompt/response pair goes through that exporter
-   wrapped in ``DeliveryExporter``, which keeps the exporter's own words about a failure
-   (for gRPC the status code and details). For OTLP/HTTP a ``requests`` session of our own
-   also keeps the server's reply: status, body text, redirect target.
+   under a second.
+2. **Send.** One span carrying one prompt/response pair is encoded and sent in one attempt;
+   the sender's ``SendResult`` says what the server answered (status, its message, a
+   redirect, spans rejected) or what the attempt ran into, with credentials masked.
 
 What it found is an ``Outcome``; ``promptrecorder.check_report`` turns it into sentences.
 Header values (credentials) are sent, never kept in an ``Outcome`` nor printed.
@@ -19,39 +18,35 @@ Header values (credentials) are sent, never kept in an ``Outcome`` nor printed.
 This module holds the entry points (``resolve_target``, ``run_check``) and the sending of
 the test span. The rest lives beside it: ``check_outcome`` (``Problem``, ``Outcome``, both
 re-exported here), ``check_probe`` (the probe and its TLS helpers) and ``check_replies``
-(what the replies mean: the HTTP reply, a ``requests`` error, the gRPC exporter's words).
+(what the sender's result means).
 """
 
 from __future__ import annotations
 
-import logging
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.util.re import parse_env_headers
 
 from promptrecorder import settings
-from promptrecorder._diagnostics import logger as promptrecorder_logger
 
 # `name as name`: re-exported; check_report and the tests import them from promptrecorder.check.
 from promptrecorder.check_outcome import Outcome as Outcome
 from promptrecorder.check_outcome import Problem as Problem
 from promptrecorder.check_probe import _completes_tls_handshake, probe
-from promptrecorder.check_replies import _http_outcome, _RecordingSession, grpc_outcome
-from promptrecorder.check_replies import _partially_rejected as _partially_rejected
-from promptrecorder.check_replies import http_error_outcome as http_error_outcome
-from promptrecorder.check_replies import server_message as server_message
-from promptrecorder.delivery import DeliveryExporter
+from promptrecorder.check_replies import outcome_of
+from promptrecorder.credentials import mask_url
+from promptrecorder.otlp_encode import encode_request
+from promptrecorder.otlp_send import build_sender, resolve_options, resolve_protocol
 from promptrecorder.pairs import autorecord
 from promptrecorder.recorder import PromptRecorder
-from promptrecorder.telemetry import resolve_endpoint, resolve_protocol
 
 DEFAULT_TIMEOUT_S = 5.0
 DEFAULT_SERVICE_NAME = "promptrecorder-check"
@@ -95,11 +90,7 @@ class Target:
     @property
     def shown_url(self) -> str:
         """The URL without a password in it, for printing."""
-        parts = urlsplit(self.url)
-        if parts.password is None:
-            return self.url
-        netloc = f"{parts.username}:***@{parts.netloc.rpartition('@')[2]}"
-        return parts._replace(netloc=netloc).geturl()
+        return mask_url(self.url)
 
 
 def resolve_target(
@@ -122,16 +113,13 @@ def resolve_target(
         ValueError: an argument, or the variable it falls back to, is malformed.
     """
     chosen = resolve_protocol(protocol)
-    url = resolve_endpoint(endpoint, chosen)
+    # The sender's own resolution (and its messages, credentials masked); headers are ours.
+    url = resolve_options(chosen, endpoint, {}, timeout, None).url
     parts = urlsplit(url)
-    try:
-        parts.port  # noqa: B018 - reading it validates the port
-    except ValueError as error:
-        raise ValueError(f"the endpoint's port is not valid in {url!r}: {error}") from error
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"the endpoint must be an http:// or https:// URL with a host, got {url!r}")
-    if not timeout > 0:
-        raise ValueError(f"`timeout` must be a positive number of seconds, got {timeout!r}")
+        raise ValueError(
+            f"the endpoint must be an http:// or https:// URL with a host, got {mask_url(url)!r}"
+        )
     sent, source = _resolve_headers(headers)
     return Target(
         url=url,
@@ -162,7 +150,7 @@ def _resolve_headers(items: Sequence[str] | None) -> tuple[dict[str, str], str |
 
 
 def run_check(target: Target) -> Outcome:
-    """Probe the endpoint, then send the test span through configure()'s exporter; never raises."""
+    """Probe the endpoint, then send the test span through configure()'s sender; never raises."""
     started = time.monotonic()
     outcome = probe(target)
     if outcome is None:
@@ -180,62 +168,30 @@ def run_check(target: Target) -> Outcome:
 
 
 def send_test_span(target: Target) -> Outcome:
-    """Export one recorder span with one prompt/response pair, synchronously."""
-    session = _RecordingSession() if target.protocol != "grpc" else None
-    delivery = DeliveryExporter(_otlp_exporter(target, session), target.url)
+    """Record one recorder span with one prompt/response pair and send it, in one attempt."""
+    spans = InMemorySpanExporter()
     provider = TracerProvider(
         resource=Resource.create({SERVICE_NAME: target.service_name}), shutdown_on_exit=False
     )
-    provider.add_span_processor(SimpleSpanProcessor(delivery))
-    trace_id = None
+    provider.add_span_processor(SimpleSpanProcessor(spans))
     try:
-        with _quiet(promptrecorder_logger):
-            recorder = PromptRecorder(CHECK_SPAN_NAME, tracer_provider=provider)
-            with recorder:  # the span is exported, synchronously, as the block ends
-                started = datetime.now(timezone.utc)
-                record = autorecord(
-                    CHECK_PROMPT,
-                    CHECK_RESPONSE,
-                    model=CHECK_MODEL,
-                    started_at=started,
-                    input_tokens=CHECK_INPUT_TOKENS,
-                    output_tokens=CHECK_OUTPUT_TOKENS,
-                    check=True,
-                )
-            trace_id = record.trace_id if record is not None else None
+        recorder = PromptRecorder(CHECK_SPAN_NAME, tracer_provider=provider)
+        with recorder:  # the span ends, and is kept, as the block ends
+            record = autorecord(
+                CHECK_PROMPT,
+                CHECK_RESPONSE,
+                model=CHECK_MODEL,
+                started_at=datetime.now(timezone.utc),
+                input_tokens=CHECK_INPUT_TOKENS,
+                output_tokens=CHECK_OUTPUT_TOKENS,
+                check=True,
+            )
     finally:
         provider.shutdown()
-    stats = delivery.stats()
-    accepted = stats.exported_spans > 0 and stats.failed_spans == 0
-    if session is not None:
-        outcome = _http_outcome(session, accepted, stats.last_error)
-    else:
-        outcome = Outcome(Problem.NONE) if accepted else grpc_outcome(stats.last_error)
-    return replace(outcome, trace_id=trace_id)
-
-
-def _otlp_exporter(target: Target, session: _RecordingSession | None) -> SpanExporter:
-    """The OTLP exporter configure() builds for this target: the stock one, our encoder."""
-    from promptrecorder.otlp_exporters import HttpSpanExporter, grpc_exporter  # grpc loads only when used
-
-    headers = dict(target.headers)
-    if target.protocol == "grpc":
-        exporter: SpanExporter = grpc_exporter(endpoint=target.url, headers=headers, timeout=target.timeout)
-        return exporter
-    return HttpSpanExporter(endpoint=target.url, headers=headers, timeout=target.timeout, session=session)
-
-
-class _HoldBack(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return False
-
-
-@contextmanager
-def _quiet(logger: logging.Logger) -> Iterator[None]:
-    """Hold back the delivery warning meant for services: the check reports for itself."""
-    hold = _HoldBack()
-    logger.addFilter(hold)
+    trace_id = record.trace_id if record is not None else None
+    sender = build_sender(target.protocol, target.url, target.headers, target.timeout)
     try:
-        yield
+        result = sender.send(encode_request(spans.get_finished_spans()), target.timeout)
     finally:
-        logger.removeFilter(hold)
+        sender.close()
+    return replace(outcome_of(result), trace_id=trace_id)

@@ -20,14 +20,10 @@ from opentelemetry.sdk.environment_variables import (
 
 from promptrecorder import settings
 from promptrecorder.check_outcome import Outcome, Problem
+from promptrecorder.otlp_send_http import PLAIN_TEXT_REPLIES
 
 if TYPE_CHECKING:
     from promptrecorder.check import Target
-
-# OpenSSL reasons for a handshake answered in plain text (the server does not speak TLS).
-_PLAIN_TEXT_REPLIES = frozenset(
-    {"WRONG_VERSION_NUMBER", "HTTP_REQUEST", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG"}
-)
 
 
 def probe(target: Target) -> Outcome | None:
@@ -58,7 +54,7 @@ def _handshake(sock: socket.socket, target: Target) -> Outcome | None:
     except ssl.SSLCertVerificationError as error:
         return Outcome(Problem.TLS_UNTRUSTED, str(error.verify_message or error.reason or error))
     except ssl.SSLError as error:
-        if error.reason in _PLAIN_TEXT_REPLIES:
+        if error.reason in PLAIN_TEXT_REPLIES:
             return Outcome(Problem.TLS_NOT_SPOKEN, f"the TLS library says {error.reason!s}")
         return Outcome(Problem.TLS_FAILED, str(error.reason or error))
     except TimeoutError:

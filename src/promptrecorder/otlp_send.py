@@ -74,6 +74,8 @@ class SendResult:
         rejected_spans: ``partial_success.rejected_spans`` of an accepted request.
         status: the HTTP status code or the gRPC status name; None when no answer came.
         cause: for an attempt without a usable answer, one of the ``CAUSE_*`` names; else None.
+        detail: the words behind ``reason`` (the server's message, gRPC's details, the TLS or
+            socket library's error), masked, on one line; "" when there are none.
     """
 
     delivered: bool
@@ -84,6 +86,7 @@ class SendResult:
     rejected_spans: int = 0
     status: int | str | None = None
     cause: str | None = None
+    detail: str = ""
 
 
 class OtlpSender(Protocol):
@@ -251,7 +254,7 @@ def _checked_url(url: str, source: str, protocol: str) -> str:
         or (protocol != "grpc" and not parts.scheme)
     ):
         raise ValueError(
-            f"{source} must be a URL such as "
+            f"{source} must be a URL (http:// or https://) such as "
             f"'{settings.DEFAULT_GRPC_ENDPOINT if protocol == 'grpc' else settings.DEFAULT_HTTP_ENDPOINT}'"
             f" with a valid host and port, got {mask_url(url.removeprefix('//'))!r}"
         )
@@ -358,7 +361,7 @@ def delivered(status: int | str, said: str, rejected: int, message: str) -> Send
         reason = f"{said}, {rejected} {spans} rejected" + (f": {message}" if message else "")
     else:
         reason = said
-    return SendResult(True, False, False, reason, rejected_spans=rejected, status=status)
+    return SendResult(True, False, False, reason, rejected_spans=rejected, status=status, detail=message)
 
 
 def closed_result(destination: str) -> SendResult:

@@ -114,13 +114,18 @@ class GrpcSender:
         reason = f"gRPC {code}: {details}" if details else f"gRPC {code}"
         lowered = details.lower()
         where = self.destination
+
+        def result(*args: Any, **kwargs: Any) -> SendResult:
+            kwargs.setdefault("detail", details)
+            return SendResult(*args, **kwargs)
+
         if code == "UNAVAILABLE":
             if "refused" in lowered:
-                return SendResult(
+                return result(
                     False, True, False, f"connection refused ({where})", status=code, cause=CAUSE_REFUSED
                 )
             if "certificate_verify_failed" in lowered or "certificate verify failed" in lowered:
-                return SendResult(
+                return result(
                     False,
                     False,
                     False,
@@ -129,7 +134,7 @@ class GrpcSender:
                     cause=CAUSE_TLS_UNTRUSTED,
                 )
             if "wrong_version_number" in lowered or "http_request" in lowered:
-                return SendResult(
+                return result(
                     False,
                     False,
                     False,
@@ -138,11 +143,9 @@ class GrpcSender:
                     cause=CAUSE_TLS_NOT_SPOKEN,
                 )
             if "ssl" in lowered or "handshake" in lowered or "tsi_" in lowered:
-                return SendResult(
-                    False, False, False, f"TLS: {details} ({where})", status=code, cause=CAUSE_TLS
-                )
+                return result(False, False, False, f"TLS: {details} ({where})", status=code, cause=CAUSE_TLS)
             if "http1" in lowered or "http status" in lowered or "parsing http/2" in lowered:
-                return SendResult(
+                return result(
                     False,
                     True,
                     False,
@@ -151,7 +154,7 @@ class GrpcSender:
                     cause=CAUSE_WRONG_PROTOCOL,
                 )
             if "dns" in lowered or "resolve" in lowered or "name or service not known" in lowered:
-                return SendResult(
+                return result(
                     False,
                     True,
                     False,
@@ -160,11 +163,11 @@ class GrpcSender:
                     cause=CAUSE_UNRESOLVED,
                 )
             if "socket closed" in lowered or "reset" in lowered or "end of tcp stream" in lowered:
-                return SendResult(
+                return result(
                     False, True, False, f"{reason} ({where})", status=code, cause=CAUSE_CLOSED_CONNECTION
                 )
         if code == "DEADLINE_EXCEEDED" or (code == "UNAVAILABLE" and "timed out" in lowered):
-            return SendResult(
+            return result(
                 False,
                 True,
                 False,
@@ -175,12 +178,12 @@ class GrpcSender:
         retry_after = _retry_delay(_call_attribute(error, "trailing_metadata"))
         if code == "RESOURCE_EXHAUSTED":
             if any(words in lowered for words in _SIZE_WORDS):
-                return SendResult(False, False, True, reason, status=code)
-            return SendResult(False, True, False, reason, retry_after, status=code)
+                return result(False, False, True, reason, status=code)
+            return result(False, True, False, reason, retry_after, status=code)
         if code == "INVALID_ARGUMENT":
-            return SendResult(False, False, True, reason, status=code)
+            return result(False, False, True, reason, status=code)
         retryable = code in RETRYABLE_CODES
-        return SendResult(False, retryable, False, reason, retry_after if retryable else None, status=code)
+        return result(False, retryable, False, reason, retry_after if retryable else None, status=code)
 
 
 def _credentials(options: SenderOptions) -> grpc.ChannelCredentials:

@@ -108,7 +108,7 @@ class HttpSender:
         except requests.RequestException as error:
             if self._closed.is_set():
                 return closed_result(self.destination)
-            return self._no_answer(error, timeout)
+            return transport_failure(error, self.options, timeout)
         except Exception as error:  # never into delivery's thread: a result that says what it was
             return unexpected_result(error, self.destination)
 
@@ -127,7 +127,13 @@ class HttpSender:
         if 300 <= code < 400:
             where = scrub(response.headers.get("location") or "an unnamed location", self.options)
             return SendResult(
-                False, False, False, f"{said}: redirect to {where}", status=code, cause=CAUSE_REDIRECT
+                False,
+                False,
+                False,
+                f"{said}: redirect to {where}",
+                status=code,
+                cause=CAUSE_REDIRECT,
+                detail=f"to {where}",
             )
         message = scrub(
             server_message(response.content, response.headers.get("content-type", "")), self.options
@@ -135,48 +141,59 @@ class HttpSender:
         reason = f"{said}: {message}" if message else said
         retryable = code in RETRYABLE_STATUSES
         retry_after = retry_after_seconds(response.headers.get("retry-after")) if retryable else None
-        return SendResult(False, retryable, code in SPLITTABLE_STATUSES, reason, retry_after, status=code)
-
-    def _no_answer(self, error: requests.RequestException, timeout: float) -> SendResult:
-        text = scrub(str(error), self.options)
-        where = self.destination
-        exceptions = requests.exceptions
-        if isinstance(error, exceptions.SSLError):
-            if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
-                return _failure(
-                    False, f"TLS: certificate verify failed ({where}): {text}", CAUSE_TLS_UNTRUSTED
-                )
-            if any(reason in text for reason in PLAIN_TEXT_REPLIES):
-                return _failure(
-                    False, f"TLS: the server answered in plain text ({where}): {text}", CAUSE_TLS_NOT_SPOKEN
-                )
-            return _failure(False, f"TLS: {text} ({where})", CAUSE_TLS)
-        if isinstance(error, exceptions.Timeout):
-            return _failure(True, f"timeout: no answer within {timeout:g} s ({where})", CAUSE_TIMEOUT)
-        if isinstance(error, exceptions.ConnectionError):
-            lowered = text.lower()
-            if "refused" in lowered:
-                return _failure(True, f"connection refused ({where})", CAUSE_REFUSED)
-            if "badstatusline" in lowered and "\\x00\\x00" in text:
-                # The reply began with binary HTTP/2 frames: a gRPC server's answer to HTTP/1.1.
-                return _failure(
-                    True,
-                    f"wrong protocol: {where} answered with HTTP/2 frames, as a gRPC port does",
-                    CAUSE_WRONG_PROTOCOL,
-                )
-            if "nameresolution" in lowered or "not known" in lowered or "getaddrinfo" in lowered:
-                return _failure(True, f"unknown host ({where}): {text}", CAUSE_UNRESOLVED)
-            if "aborted" in lowered or "reset" in lowered or "remotedisconnected" in lowered:
-                return _failure(
-                    True, f"connection closed without an answer ({where}): {text}", CAUSE_CLOSED_CONNECTION
-                )
-            return _failure(True, f"connection failed ({where}): {text}", CAUSE_CONNECTION)
-        # InvalidURL and the like: the request cannot be sent as configured, retrying will not help.
-        return _failure(False, f"{type(error).__name__}: {text} ({where})", CAUSE_CONNECTION)
+        return SendResult(
+            False, retryable, code in SPLITTABLE_STATUSES, reason, retry_after, status=code, detail=message
+        )
 
 
-def _failure(retryable: bool, reason: str, cause: str) -> SendResult:
-    return SendResult(False, retryable, False, one_line(reason), cause=cause)
+def transport_failure(error: requests.RequestException, options: SenderOptions, timeout: float) -> SendResult:
+    """The result of an attempt that got no answer: what ``requests`` ran into, classified."""
+    text = scrub(str(error), options)
+    where = options.destination
+    exceptions = requests.exceptions
+    if isinstance(error, exceptions.SSLError):
+        if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
+            return _failure(
+                False, f"TLS: certificate verify failed ({where}): {text}", CAUSE_TLS_UNTRUSTED, text
+            )
+        if any(reason in text for reason in PLAIN_TEXT_REPLIES):
+            return _failure(
+                False,
+                f"TLS: the server answered in plain text ({where}): {text}",
+                CAUSE_TLS_NOT_SPOKEN,
+                text,
+            )
+        return _failure(False, f"TLS: {text} ({where})", CAUSE_TLS, text)
+    if isinstance(error, exceptions.Timeout):
+        return _failure(True, f"timeout: no answer within {timeout:g} s ({where})", CAUSE_TIMEOUT, text)
+    if isinstance(error, exceptions.ConnectionError):
+        lowered = text.lower()
+        if "refused" in lowered:
+            return _failure(True, f"connection refused ({where})", CAUSE_REFUSED, text)
+        if "badstatusline" in lowered and "\\x00\\x00" in text:
+            # The reply began with binary HTTP/2 frames: a gRPC server's answer to HTTP/1.1.
+            return _failure(
+                True,
+                f"wrong protocol: {where} answered with HTTP/2 frames, as a gRPC port does",
+                CAUSE_WRONG_PROTOCOL,
+                "it answered with HTTP/2 frames, as a gRPC port does",
+            )
+        if "nameresolution" in lowered or "not known" in lowered or "getaddrinfo" in lowered:
+            return _failure(True, f"unknown host ({where}): {text}", CAUSE_UNRESOLVED, text)
+        if "aborted" in lowered or "reset" in lowered or "remotedisconnected" in lowered:
+            return _failure(
+                True,
+                f"connection closed without an answer ({where}): {text}",
+                CAUSE_CLOSED_CONNECTION,
+                text,
+            )
+        return _failure(True, f"connection failed ({where}): {text}", CAUSE_CONNECTION, text)
+    # InvalidURL and the like: the request cannot be sent as configured, retrying will not help.
+    return _failure(False, f"{type(error).__name__}: {text} ({where})", CAUSE_CONNECTION, text)
+
+
+def _failure(retryable: bool, reason: str, cause: str, detail: str) -> SendResult:
+    return SendResult(False, retryable, False, one_line(reason), cause=cause, detail=detail)
 
 
 def retry_after_seconds(value: str | None) -> float | None:

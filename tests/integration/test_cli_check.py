@@ -17,10 +17,11 @@ from typing import Any
 
 import pytest
 
-from promptrecorder import otlp_exporters, semconv
+from promptrecorder import check, semconv
 from promptrecorder.check import CHECK_MODEL, CHECK_PROMPT, CHECK_RESPONSE, CHECK_SPAN_NAME
 from promptrecorder.cli import EXIT_FAILURE, EXIT_OK, main
 from promptrecorder.otlp_encode import encode_request
+from promptrecorder.otlp_send import build_sender
 
 from .receivers import LOOPBACK, FailingHttpReceiver, Receiver, rpc_status_body, unused_port
 
@@ -57,20 +58,27 @@ def _check(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
     return code, output
 
 
-def test_the_check_sends_through_the_exporter_configure_builds(
+def test_the_check_sends_through_the_sender_configure_builds(
     otlp_receiver: Receiver, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The test span is encoded by our OTLP encoder, as a configured application's spans are."""
+    """The test span is encoded by our OTLP encoder and sent by otlp_send.build_sender's sender."""
     encoded: list[int] = []
+    built: list[str] = []
 
     def counting(spans: Any) -> bytes:
         encoded.append(len(spans))
         return encode_request(spans)
 
-    monkeypatch.setattr(otlp_exporters, "encode_request", counting)
+    def building(protocol: str, *args: Any, **kwargs: Any) -> Any:
+        built.append(protocol)
+        return build_sender(protocol, *args, **kwargs)
+
+    monkeypatch.setattr(check, "encode_request", counting)
+    monkeypatch.setattr(check, "build_sender", building)
     code, output = _check(capsys, "--endpoint", otlp_receiver.endpoint, "--protocol", otlp_receiver.protocol)
     assert code == EXIT_OK, output
     assert encoded == [1]
+    assert built == [otlp_receiver.protocol]
     assert otlp_receiver.wait_for_spans(1)[0].name == CHECK_SPAN_NAME
 
 
@@ -129,6 +137,36 @@ def test_nothing_listening_is_refused(protocol: str, capsys: pytest.CaptureFixtu
     assert code == EXIT_FAILURE
     assert "refused the connection" in output
     assert "next: start the collector" in output
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_a_password_in_the_endpoint_is_never_printed(
+    protocol: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """user:password@ in --endpoint: every line masks the password, whatever the failure."""
+    endpoint = f"http://user:{SECRET}@{LOOPBACK}:{unused_port()}"
+    code, output = _check(capsys, "--endpoint", endpoint, "--protocol", protocol)
+    assert code == EXIT_FAILURE
+    assert "user:***@" in output
+    assert SECRET not in output
+
+
+@pytest.mark.parametrize(
+    "failing_http_receiver",
+    [{"status": 413, "body": f"body too large for {SECRET}".encode()}],
+    indirect=True,
+)
+def test_a_413_says_to_raise_the_servers_limit_and_masks_the_header_it_echoes(
+    failing_http_receiver: FailingHttpReceiver, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """HTTP 413: the status, the server's words (a header value it echoes masked), the limit to raise."""
+    code, output = _check(
+        capsys, "--endpoint", failing_http_receiver.endpoint, "--header", f"authorization={SECRET}"
+    )
+    assert code == EXIT_FAILURE
+    assert "HTTP 413 Request Entity Too Large: 'body too large for ***'" in output
+    assert "max_request_body_size" in output
+    assert SECRET not in output
 
 
 @pytest.mark.parametrize(

@@ -3,22 +3,13 @@
 from __future__ import annotations
 
 import pytest
-import requests
-from google.rpc import status_pb2
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from promptrecorder.check import (
-    DEFAULT_SERVICE_NAME,
-    Outcome,
-    Problem,
-    Target,
-    grpc_outcome,
-    http_error_outcome,
-    resolve_target,
-    server_message,
-)
+from promptrecorder import otlp_send
+from promptrecorder.check import DEFAULT_SERVICE_NAME, Outcome, Problem, Target, resolve_target
+from promptrecorder.check_replies import outcome_of
 from promptrecorder.check_report import describe, environment_notes, verdict
 from promptrecorder.cli import EXIT_USAGE, main
+from promptrecorder.otlp_send import SendResult
 
 SECRET = "s3cr3t-token-value"
 
@@ -121,103 +112,99 @@ def test_a_password_in_the_url_is_not_shown() -> None:
     assert SECRET not in describe(target)
 
 
-# --- what the exporter and the server said ------------------------------------------------
+# --- what the sender's result means -------------------------------------------------------
 
 
 @pytest.mark.parametrize(
-    ("logged", "problem", "status"),
+    ("result", "problem", "status", "detail"),
     [
+        (SendResult(True, False, False, "HTTP 200 OK", status=200), Problem.NONE, "200 OK", ""),
+        (SendResult(True, False, False, "gRPC OK", status="OK"), Problem.NONE, "OK", ""),
         (
-            "Transient error StatusCode.UNAVAILABLE encountered while exporting traces to localhost:4318, "
-            "retrying in 1.02s. Error details: failed to connect to all addresses; last error: UNAVAILABLE: "
-            "ipv4:127.0.0.1:4318: Trying to connect an http1.x server (HTTP status 400)",
-            Problem.WRONG_PROTOCOL,
-            "UNAVAILABLE",
+            SendResult(True, False, False, "x", rejected_spans=1, status=200, detail="span too old"),
+            Problem.REJECTED,
+            "200 OK",
+            "1 span: span too old",
         ),
         (
-            "Transient error StatusCode.UNAVAILABLE encountered while exporting traces to localhost:4317, "
-            "retrying in 0.9s. Error details: failed to connect to all addresses; last error: UNAVAILABLE: "
-            "ipv4:127.0.0.1:4317: Connection refused",
+            SendResult(True, False, False, "x", rejected_spans=2, status="OK"),
+            Problem.REJECTED,
+            "OK",
+            "2 spans",
+        ),
+        (
+            SendResult(False, False, True, "x", status=413, detail="too big"),
+            Problem.HTTP_STATUS,
+            "413 Request Entity Too Large",
+            "too big",
+        ),
+        (
+            SendResult(False, False, True, "x", status="RESOURCE_EXHAUSTED", detail="larger than max"),
+            Problem.GRPC_STATUS,
+            "RESOURCE_EXHAUSTED",
+            "larger than max",
+        ),
+        (
+            SendResult(False, False, False, "x", status=307, cause=otlp_send.CAUSE_REDIRECT, detail="to /b"),
+            Problem.REDIRECTED,
+            "307 Temporary Redirect",
+            "to /b",
+        ),
+        (
+            SendResult(
+                False, True, False, "x", status="UNAVAILABLE", cause=otlp_send.CAUSE_REFUSED, detail="d"
+            ),
             Problem.REFUSED,
             "UNAVAILABLE",
+            "d",
         ),
         (
-            "Failed to export traces to localhost:4317, error code: StatusCode.UNAUTHENTICATED, "
-            "error details: missing API key",
-            Problem.GRPC_STATUS,
-            "UNAUTHENTICATED",
-        ),
-        (
-            "Failed to export traces to localhost:4317, error code: StatusCode.DEADLINE_EXCEEDED, "
-            "error details: Deadline Exceeded",
+            SendResult(False, True, False, "x", cause=otlp_send.CAUSE_TIMEOUT, detail="d"),
             Problem.TIMEOUT,
-            "DEADLINE_EXCEEDED",
+            None,
+            "d",
         ),
-        ("something the exporter never said before", Problem.UNKNOWN, None),
-        (None, Problem.UNKNOWN, None),
-    ],
-)
-def test_the_grpc_exporters_log_line_is_classified(logged: str | None, problem: Problem, status: str) -> None:
-    """The status code and details of the stock gRPC exporter's log line become an Outcome."""
-    outcome = grpc_outcome(logged)
-    assert (outcome.problem, outcome.status) == (problem, status)
-    assert outcome.detail
-
-
-@pytest.mark.parametrize(
-    ("error", "problem"),
-    [
+        (SendResult(False, True, False, "x", cause=otlp_send.CAUSE_UNRESOLVED), Problem.UNRESOLVED, None, ""),
         (
-            requests.exceptions.SSLError("[SSL: CERTIFICATE_VERIFY_FAILED] self-signed certificate"),
+            SendResult(False, False, False, "x", cause=otlp_send.CAUSE_TLS_UNTRUSTED),
             Problem.TLS_UNTRUSTED,
+            None,
+            "",
         ),
         (
-            requests.exceptions.SSLError("[SSL: WRONG_VERSION_NUMBER] wrong version number"),
+            SendResult(False, False, False, "x", cause=otlp_send.CAUSE_TLS_NOT_SPOKEN),
             Problem.TLS_NOT_SPOKEN,
+            None,
+            "",
         ),
-        (requests.exceptions.SSLError("[SSL: TLSV1_ALERT_PROTOCOL_VERSION]"), Problem.TLS_FAILED),
-        (requests.exceptions.ConnectTimeout("timed out"), Problem.TIMEOUT),
-        (requests.exceptions.ConnectionError("[Errno 111] Connection refused"), Problem.REFUSED),
-        (requests.exceptions.ConnectionError("NameResolutionError: not known"), Problem.UNRESOLVED),
+        (SendResult(False, False, False, "x", cause=otlp_send.CAUSE_TLS), Problem.TLS_FAILED, None, ""),
         (
-            requests.exceptions.ConnectionError(
-                "('Connection aborted.', BadStatusLine('\\x00\\x00\\x18\\x04'))"
-            ),
+            SendResult(False, True, False, "x", cause=otlp_send.CAUSE_WRONG_PROTOCOL),
             Problem.WRONG_PROTOCOL,
+            None,
+            "",
         ),
-        (requests.exceptions.ConnectionError("RemoteDisconnected('closed')"), Problem.CONNECTION_CLOSED),
-        (ValueError("odd"), Problem.UNKNOWN),
+        (
+            SendResult(False, True, False, "x", cause=otlp_send.CAUSE_CLOSED_CONNECTION),
+            Problem.CONNECTION_CLOSED,
+            None,
+            "",
+        ),
+        (
+            SendResult(False, True, False, "boom (h)", cause=otlp_send.CAUSE_ERROR),
+            Problem.UNKNOWN,
+            None,
+            "boom (h)",
+        ),
     ],
 )
-def test_http_transport_errors_are_classified(error: Exception, problem: Problem) -> None:
-    """Each kind of requests failure maps to the problem a person can act on."""
-    assert http_error_outcome(error).problem is problem
-
-
-def test_the_servers_message_is_read_from_text_json_and_rpc_status() -> None:
-    """An error body is shown as its text: plain, JSON `message`, or a google.rpc.Status."""
-    proto = status_pb2.Status(code=3, message="bad span").SerializeToString()
-    assert server_message(b"quota   exceeded\n", "text/plain") == "quota exceeded"
-    assert server_message(b'{"message": "no such project"}', "application/json") == "no such project"
-    assert server_message(proto, "application/x-protobuf") == "bad span"
-    assert server_message(b"", "text/plain") == ""
-    assert len(server_message(b"x" * 10_000, "text/html")) == 300
-
-
-def test_a_2xx_reply_that_rejects_spans_is_not_accepted() -> None:
-    """A partial-success reply naming rejected spans means the test span did not arrive."""
-    from promptrecorder.check import _partially_rejected
-
-    body = ExportTraceServiceResponse()
-    body.partial_success.rejected_spans = 1
-    body.partial_success.error_message = "span too old"
-    assert _partially_rejected(body.SerializeToString(), "application/x-protobuf") == "1 span: span too old"
-    assert _partially_rejected(b'{"partialSuccess": {"rejectedSpans": 2}}', "application/json") == "2 spans"
-    assert _partially_rejected(b"", "application/x-protobuf") is None
-    assert (
-        _partially_rejected(ExportTraceServiceResponse().SerializeToString(), "application/x-protobuf")
-        is None
-    )
+def test_the_senders_result_becomes_an_outcome(
+    result: SendResult, problem: Problem, status: str | None, detail: str
+) -> None:
+    """Each class of send result maps to the problem a person can act on, with the server's words."""
+    outcome = outcome_of(result)
+    assert (outcome.problem, outcome.status, outcome.detail) == (problem, status, detail)
+    assert outcome.http_status == (result.status if isinstance(result.status, int) else None)
 
 
 # --- the sentences ---------------------------------------------------------------------------
@@ -351,12 +338,14 @@ def test_bad_flag_values_are_usage_errors(argv: list[str]) -> None:
     [
         (["check", "--endpoint", "localhost:4318"], "`endpoint` must be a URL"),
         (["check", "--endpoint", "http://c:4318", "--header", f"Bearer {SECRET}"], "key=value"),
+        (["check", "--endpoint", f"http://u:{SECRET}@h:99999"], "valid host and port"),
+        (["check", "--endpoint", f"http://u:{SECRET}@h:99999", "--protocol", "grpc"], "valid host and port"),
     ],
 )
 def test_a_bad_target_is_one_sentence_and_exit_2(
     argv: list[str], says: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A malformed endpoint or header is a usage error, said plainly, without a traceback."""
+    """A malformed endpoint or header is a usage error, said plainly, without a traceback or a credential."""
     assert main(argv) == EXIT_USAGE
     err = capsys.readouterr().err
     assert says in err
