@@ -578,3 +578,22 @@ def test_the_read_command_refuses_unclear_requests_as_usage_errors(
     """A file or --jaeger with exactly one of --trace-id/--service: anything else is exit 2."""
     assert main(argv) == 2
     assert capsys.readouterr().err.startswith("promptrecorder read: ")
+
+
+# --- the README's example ------------------------------------------------------------------
+
+
+def test_the_readmes_production_to_notebook_example_runs_as_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The Python block of README "From production to notebook" runs, offline, and reads its pair."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## From production to notebook") :]
+    block = section[section.index("```python\n") + len("```python\n") : section.index("\n```\n")]
+    monkeypatch.chdir(tmp_path)
+
+    exec(compile(block, "README.md", "exec"), {})
+
+    assert (
+        capsys.readouterr().out == "triage gpt-4o-mini Summarise ticket 42 -> The printer is on fire. 1.5\n"
+    )
