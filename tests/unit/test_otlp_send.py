@@ -10,14 +10,15 @@ import sys
 import time
 
 import pytest
+import requests
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTracePartialSuccess,
     ExportTraceServiceResponse,
 )
 
-from promptrecorder import settings
+from promptrecorder import otlp_send, settings
 from promptrecorder.otlp_send import build_sender, partial_success, resolve_options
-from promptrecorder.otlp_send_http import retry_after_seconds, server_message
+from promptrecorder.otlp_send_http import retry_after_seconds, server_message, transport_failure
 
 PASSWORD = "pw-0123456789"
 _OTLP_VARIABLES = [name for name in settings.ENVIRONMENT if name.startswith("OTEL_EXPORTER_OTLP_")]
@@ -213,3 +214,59 @@ def test_the_servers_message_is_read_from_text_json_and_rpc_status() -> None:
     assert server_message(proto, "application/x-protobuf") == "bad span"
     assert server_message(b"", "text/plain") == ""
     assert len(server_message(b"x" * 10_000, "text/html")) == 300
+
+
+@pytest.mark.parametrize(
+    ("error", "cause", "retryable"),
+    [
+        (
+            requests.exceptions.SSLError("[SSL: CERTIFICATE_VERIFY_FAILED] self-signed certificate"),
+            otlp_send.CAUSE_TLS_UNTRUSTED,
+            False,
+        ),
+        (
+            requests.exceptions.SSLError("[SSL: WRONG_VERSION_NUMBER] wrong version number"),
+            otlp_send.CAUSE_TLS_NOT_SPOKEN,
+            False,
+        ),
+        (requests.exceptions.SSLError("[SSL: TLSV1_ALERT_PROTOCOL_VERSION]"), otlp_send.CAUSE_TLS, False),
+        (requests.exceptions.ConnectTimeout("timed out"), otlp_send.CAUSE_TIMEOUT, True),
+        (
+            requests.exceptions.ConnectionError("[Errno 111] Connection refused"),
+            otlp_send.CAUSE_REFUSED,
+            True,
+        ),
+        (
+            requests.exceptions.ConnectionError("NameResolutionError: not known"),
+            otlp_send.CAUSE_UNRESOLVED,
+            True,
+        ),
+        (
+            requests.exceptions.ConnectionError(
+                "('Connection aborted.', BadStatusLine('\\x00\\x00\\x18\\x04'))"
+            ),
+            otlp_send.CAUSE_WRONG_PROTOCOL,
+            True,
+        ),
+        (
+            requests.exceptions.ConnectionError("RemoteDisconnected('closed')"),
+            otlp_send.CAUSE_CLOSED_CONNECTION,
+            True,
+        ),
+        (requests.exceptions.InvalidURL("odd"), otlp_send.CAUSE_CONNECTION, False),
+    ],
+)
+def test_http_transport_errors_are_classified(
+    error: requests.RequestException, cause: str, retryable: bool
+) -> None:
+    """Each kind of requests failure gets its cause; only TLS and unusable URLs are not retryable."""
+    options = resolve_options("http/protobuf", f"http://u:{PASSWORD}@h:4318", None, 2, None)
+    result = transport_failure(error, options, 2)
+    assert (result.delivered, result.splittable, result.cause, result.retryable) == (
+        False,
+        False,
+        cause,
+        retryable,
+    )
+    assert "http://u:***@h:4318/v1/traces" in result.reason
+    assert PASSWORD not in result.reason
