@@ -166,7 +166,18 @@ class GrpcSender:
                 return result(
                     False, True, False, f"{reason} ({where})", status=code, cause=CAUSE_CLOSED_CONNECTION
                 )
-        if code == "DEADLINE_EXCEEDED" or (code == "UNAVAILABLE" and "timed out" in lowered):
+        if code == "UNAVAILABLE" and "timed out" in lowered:
+            # The channel's connection attempt timed out (perhaps an earlier one: a channel
+            # waiting to reconnect fails calls at once with the last attempt's error).
+            return result(
+                False,
+                True,
+                False,
+                f"timeout: connecting timed out ({where})",
+                status=code,
+                cause=CAUSE_TIMEOUT,
+            )
+        if code == "DEADLINE_EXCEEDED":
             return result(
                 False,
                 True,

@@ -180,6 +180,8 @@ def transport_failure(error: requests.RequestException, options: SenderOptions, 
             )
         if "nameresolution" in lowered or "not known" in lowered or "getaddrinfo" in lowered:
             return _failure(True, f"unknown host ({where}): {text}", CAUSE_UNRESOLVED, text)
+        if "timed out" in lowered:  # the upload stalled: requests words it "Connection aborted"
+            return _failure(True, f"timeout: no answer within {timeout:g} s ({where})", CAUSE_TIMEOUT, text)
         if "aborted" in lowered or "reset" in lowered or "remotedisconnected" in lowered:
             return _failure(
                 True,

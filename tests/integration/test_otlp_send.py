@@ -347,12 +347,16 @@ def silent_port() -> Iterator[int]:
         yield listener.getsockname()[1]
 
 
+@pytest.mark.parametrize("size", [100, 8_000_000], ids=["small", "8MB"])
 @pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
-def test_a_receiver_that_never_answers_costs_the_timeout_and_no_more(protocol: str, silent_port: int) -> None:
-    """send() returns within its timeout plus a little, retryable, naming the timeout."""
+def test_a_receiver_that_never_answers_costs_the_timeout_and_no_more(
+    protocol: str, size: int, silent_port: int
+) -> None:
+    """send() returns within its timeout plus a little, retryable, naming the timeout,
+    whether the request fits the socket buffers or its upload stalls."""
     sender = build_sender(protocol, f"http://{LOOPBACK}:{silent_port}", None, 30)
     started = time.monotonic()
-    result = sender.send(encode_request(_spans(2)), 1.0)
+    result = sender.send(b"\n" * size, 1.0)
     took = time.monotonic() - started
     sender.close()
     assert took < 1.0 + SLACK_S, took
