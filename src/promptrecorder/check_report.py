@@ -155,7 +155,7 @@ def _next_step(target: Target, outcome: Outcome) -> str:
     if problem is Problem.HTTP_STATUS:
         return _next_for_http(target, outcome.http_status or 0)
     if problem is Problem.GRPC_STATUS:
-        return _next_for_grpc(target, outcome.status or "")
+        return _next_for_grpc(target, outcome.status or "", outcome.detail)
     if problem is Problem.REJECTED:
         return "next: the server's logs say why it refuses these spans; check its limits and filters."
     return "next: check the collector's logs, and try again with a longer --timeout."
@@ -188,7 +188,7 @@ def _next_for_http(target: Target, code: int) -> str:
     return "next: the server failed; its logs say why."
 
 
-def _next_for_grpc(target: Target, code: str) -> str:
+def _next_for_grpc(target: Target, code: str, detail: str) -> str:
     if code in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
         return _credentials(target)
     if code == "UNIMPLEMENTED":
@@ -196,6 +196,8 @@ def _next_for_grpc(target: Target, code: str) -> str:
             "next: this server does not offer OTLP's trace service; point at the collector's "
             "OTLP/gRPC port (4317), or use --protocol http/protobuf for an HTTP port."
         )
+    if code == "RESOURCE_EXHAUSTED" and "larger than max" in detail.lower():
+        return "next: raise the receiver's message limit (the collector's max_recv_msg_size_mib; gRPC's default is 4)."
     if code == "RESOURCE_EXHAUSTED":
         return "next: the server is over a limit (memory or message size); check its logs and try again."
     if code == "UNAVAILABLE":

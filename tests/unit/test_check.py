@@ -351,3 +351,14 @@ def test_a_bad_target_is_one_sentence_and_exit_2(
     assert says in err
     assert "Traceback" not in err
     assert SECRET not in err
+
+
+def test_a_grpc_message_over_the_receivers_limit_says_which_limit() -> None:
+    """RESOURCE_EXHAUSTED "larger than max" points at max_recv_msg_size_mib; another one at memory."""
+    target = _target(protocol="grpc", url="http://collector:4317")
+    too_big = Outcome(
+        Problem.GRPC_STATUS, "Received message larger than max (8833552 vs. 4194304)", "RESOURCE_EXHAUSTED"
+    )
+    assert "max_recv_msg_size_mib" in verdict(target, too_big)[1]
+    memory = Outcome(Problem.GRPC_STATUS, "data refused due to high memory usage", "RESOURCE_EXHAUSTED")
+    assert "max_recv_msg_size_mib" not in verdict(target, memory)[1]
