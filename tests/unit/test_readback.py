@@ -39,7 +39,7 @@ from promptrecorder.content import TRUNCATION_MARKER
 from promptrecorder.jaeger_query import parse_duration
 from promptrecorder.otlp_encode import encode_request
 from tests.conftest import Tracing
-from tests.fake_openai import FakeOpenAI, completion, error_reply, tool_call
+from tests.fake_openai import FakeOpenAI, chunks, completion, error_reply, stream_reply, tool_call
 
 STARTED = datetime(2025, 12, 6, 4, 30, 0, 123_456, tzinfo=timezone.utc)  # before the rest of the session
 LIMIT = 1_000  # the recorders' max_content_length in the session below
@@ -51,12 +51,14 @@ LONG_PROMPT = "".join(f"line {n}: {'x' * 40}\n" for n in range(4_500))[:200_000]
 
 def record_session(provider: TracerProvider) -> PromptRecorder:
     """Nested recorders, a segment rollover, a cut prompt, messages, tool calls, a bot call
-    with its CLIENT span, a failed call, usage and metadata: what the tests read back."""
+    with its CLIENT span, a failed call, a stream stopped early, usage and metadata: what the
+    tests read back."""
     session = PromptRecorder("support-session", tracer_provider=provider, max_content_length=LIMIT)
     inner = PromptRecorder("triage", tracer_provider=provider, max_content_length=LIMIT)
     server = FakeOpenAI(
         completion("Let me look that up.", tool_calls=[tool_call("lookup_order", {"order": 42})]),
         error_reply(500),
+        stream_reply(chunks(["Once ", "upon ", "a time."])),
     )
     bot = SimpleBot("You are terse.", model="gpt-4o-mini", client=server.client())
     with session:
@@ -92,6 +94,9 @@ def record_session(provider: TracerProvider) -> PromptRecorder:
         bot("Where is my order?")
         with pytest.raises(openai.InternalServerError):
             bot("Try again")
+        story = bot.stream("Tell me a story")
+        next(story)
+        story.close()  # stopped early: recorded as incomplete
     return session
 
 
@@ -156,7 +161,7 @@ def test_every_recorded_pair_reads_back_equal_to_the_record_in_memory(
     (apart from the cut prompt): nested recorder names, segment span ids, messages, tool
     calls, usage, metadata, the failed call's error and the bot's finish reasons."""
     expected = [as_exported(record) for record in session.records]
-    assert len(expected) == 75
+    assert len(expected) == 76
     assert len({record.span_id for record in expected}) >= 3  # the recorder span, the inner one, a segment
 
     assert read_otlp_json(otlp_json(tracing)) == expected
@@ -202,6 +207,7 @@ def test_what_each_kind_of_pair_reads_back_as(tracing: Tracing, session: PromptR
     assert bot_call.tool_calls == (tool_call("lookup_order", {"order": 42}),)
     assert failed.error is not None
     assert failed.error.startswith("InternalServerError: ")
+    assert records[75].complete is False
 
 
 def test_protobuf_json_with_base64_ids_and_a_retried_batch_read_back_each_pair_once(
@@ -393,7 +399,7 @@ def test_read_jaeger_by_service_sends_jaegers_v3_search_parameters(
     before = datetime.now(timezone.utc)
     records = read_jaeger(jaeger.url, service="support-bot", since="2h", limit=5)
 
-    assert len(records) == 75
+    assert len(records) == 76
     [(path, query, _)] = jaeger.requests
     assert path == "/api/v3/traces"
     assert query["query.service_name"] == ["support-bot"]
@@ -519,7 +525,7 @@ def test_the_read_command_prints_an_otlp_json_file_as_show_does(
     out = capsys.readouterr().out
     assert "What is 2+2?" in out
     assert "question 69" in out
-    assert f"75 records from {path}" in out
+    assert f"76 records from {path}" in out
 
 
 def test_the_read_command_saves_jsonl_that_show_reads(
@@ -534,7 +540,7 @@ def test_the_read_command_saves_jsonl_that_show_reads(
 
     assert main(["read", "--jaeger", jaeger.url, "--trace-id", trace_id, "--jsonl", str(out)]) == 0
 
-    assert f"wrote 75 records to {out}" in capsys.readouterr().out
+    assert f"wrote 76 records to {out}" in capsys.readouterr().out
     assert read_jsonl(out) == [as_exported(record) for record in session.records]
 
 
@@ -546,7 +552,7 @@ def test_the_read_command_searches_a_service(jaeger: FakeJaeger, capsys: pytest.
     )
 
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 75
+    assert len(lines) == 76
     assert json.loads(lines[0])["prompt"] == "What is 2+2?"
     assert jaeger.requests[-1][1]["query.num_traces"] == ["3"]
 
