@@ -17,10 +17,15 @@ import grpc
 import pytest
 import trustme
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from oteltest.sink import HttpSink
 from oteltest.sink.private import _TraceServiceServicer
 
 from promptrecorder import PromptRecorder, autorecord, configure, flush
+from promptrecorder.otlp_encode import encode_request
+from promptrecorder.otlp_send import CAUSE_TLS, CAUSE_TLS_UNTRUSTED, build_sender
 
 from .receivers import (
     LOOPBACK,
@@ -168,3 +173,46 @@ def test_a_tls_receiver_the_exporter_does_not_trust_gets_nothing_and_it_is_said_
     assert len(warnings) == 1
     assert tls_receiver.endpoint.split("//")[1] in warnings[0]
     assert "tls-test-token" not in warnings[0]
+
+
+def test_the_sender_trusts_the_ca_the_otlp_variable_names(
+    tls_receiver: Receiver, ca_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """build_sender reads OTEL_EXPORTER_OTLP_CERTIFICATE (over REQUESTS_CA_BUNDLE): the request arrives."""
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_CERTIFICATE", str(ca_file))
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", ssl.get_default_verify_paths().openssl_cafile or "")
+    sender = build_sender(tls_receiver.protocol, tls_receiver.endpoint, {"authorization": TOKEN}, 5)
+    try:
+        result = sender.send(encode_request(_one_span()), 5)
+    finally:
+        sender.close()
+    assert result.delivered, result
+    assert [span.name for span in tls_receiver.wait_for_spans(1)] == ["tls"]
+    assert tls_receiver.headers()[0]["authorization"] == TOKEN
+
+
+def test_the_sender_refuses_an_untrusted_certificate_for_good(
+    tls_receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without the CA: not delivered, neither retryable nor splittable, the cause is the certificate."""
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_CERTIFICATE", raising=False)
+    sender = build_sender(tls_receiver.protocol, tls_receiver.endpoint, {"authorization": TOKEN}, 5)
+    try:
+        result = sender.send(encode_request(_one_span()), 5)
+    finally:
+        sender.close()
+    assert (result.delivered, result.retryable, result.splittable) == (False, False, False), result
+    assert result.cause in (CAUSE_TLS_UNTRUSTED, CAUSE_TLS)
+    assert result.reason.startswith("TLS")
+    assert "tls-test-token" not in result.reason
+    assert tls_receiver.spans() == []
+
+
+def _one_span() -> list[ReadableSpan]:
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    with provider.get_tracer("test_tls").start_as_current_span("tls"):
+        pass
+    provider.shutdown()
+    return list(memory.get_finished_spans())
