@@ -17,8 +17,9 @@ from promptrecorder.check import DEFAULT_TIMEOUT_S, resolve_target, run_check
 from promptrecorder.check_report import describe, environment_notes, verdict
 from promptrecorder.console import format_records_table
 from promptrecorder.demo import DemoModelError, run_session
-from promptrecorder.show import UnreadableRecordsError, load_records, render_json, render_table
+from promptrecorder.show import UnreadableRecordsError, read_records, render_json, render_table
 from promptrecorder.telemetry import configure, delivery_stats, destinations, flush, shutdown
+from promptrecorder.terminal_text import printable
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 # A demo should say quickly that the collector is not there, rather than retry for long.
@@ -93,7 +94,11 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("file", metavar="FILE.jsonl", help="a file written by recorder.to_jsonl()")
     show.add_argument("--json", action="store_true", help="print JSON lines, as to_jsonl() writes them")
     show.add_argument(
-        "--limit", type=_positive_int, default=None, metavar="N", help="show the first N records only"
+        "--limit",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="show the first N records only; the rest of the file is not read",
     )
     _add_read_command(commands)
     return parser
@@ -242,18 +247,18 @@ def _check(args: argparse.Namespace) -> int:
 
 def _show(args: argparse.Namespace) -> int:
     try:
-        records = load_records(args.file)
+        found = read_records(args.file, limit=args.limit)
     except UnreadableRecordsError as error:
+        # printable: the sentence quotes the file name and bits of the line, which are data.
         print(
-            f"promptrecorder show: {error}. Give a file written by recorder.to_jsonl(path).",
+            printable(f"promptrecorder show: {error}. Give a file written by recorder.to_jsonl(path)."),
             file=sys.stderr,
         )
         return EXIT_FAILURE
-    shown = records[: args.limit] if args.limit else records
     if args.json:
-        sys.stdout.write(render_json(shown))
+        sys.stdout.write(render_json(found.records))
     else:
-        print(render_table(shown, len(records), args.file))
+        print(render_table(found.records, args.file, more=found.more))
     return EXIT_OK
 
 

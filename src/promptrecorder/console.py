@@ -2,6 +2,8 @@
 
 The SDK's ConsoleSpanExporter prints each span as a page of JSON. For a person watching
 a demo or a notebook, one line per span and one per prompt or response reads better.
+Every text taken from data (span and event names, prompts, responses, recorder and model
+names) goes through ``printable``, so no control character from it reaches the terminal.
 """
 
 from __future__ import annotations
@@ -14,13 +16,15 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from promptrecorder import semconv
 from promptrecorder.records import PromptRecord, token_summary
+from promptrecorder.terminal_text import printable
 
 _TEXT_KEYS = (semconv.PROMPT_TEXT, semconv.RESPONSE_TEXT)
 _WIDTH = 100
 
 
 def _short(text: str, width: int = _WIDTH) -> str:
-    text = " ".join(text.split())
+    """One line: whitespace runs (newlines too) become one space, controls are escaped, then cut."""
+    text = printable(" ".join(text.split()))
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
@@ -32,14 +36,14 @@ def format_span(span: ReadableSpan) -> str:
     parent = format(span.parent.span_id, "016x") if span.parent else "-"
     duration_ms = ((span.end_time or 0) - (span.start_time or 0)) / 1e6
     lines = [
-        f"[span] {span.name}  trace={trace_id} span={span_id} parent={parent} "
+        f"[span] {printable(span.name)}  trace={trace_id} span={span_id} parent={parent} "
         f"status={span.status.status_code.name} {duration_ms:.1f}ms"
     ]
     for event in span.events:
         attributes = event.attributes or {}
         text = next((attributes[key] for key in _TEXT_KEYS if key in attributes), None)
-        detail = f"  {_short(str(text))!r}" if text is not None else ""
-        lines.append(f"    [event] {event.name}{detail}")
+        detail = f"  '{_short(str(text))}'" if text is not None else ""
+        lines.append(f"    [event] {printable(event.name)}{detail}")
     return "\n".join(lines) + "\n"
 
 
@@ -49,8 +53,8 @@ def format_records_table(records: Sequence[PromptRecord], width: int = 44) -> st
     rows = [
         (
             str(index),
-            record.recorder,
-            record.model or "-",
+            printable(record.recorder),
+            printable(record.model or "-"),
             _short(record.prompt, width),
             _short(record.response, width),
             token_summary(record) or "-",

@@ -205,13 +205,28 @@ def read_jsonl(path: str | os.PathLike[str]) -> list[PromptRecord]:
             if not line.strip():
                 continue
             try:
-                data = json.loads(line)
-                if not isinstance(data, dict):
-                    raise TypeError(f"expected a JSON object, got {type(data).__name__}")
-                records.append(PromptRecord.from_dict(data))
-            except (ValueError, TypeError) as error:
+                records.append(record_from_json_line(line))
+            except ValueError as error:
                 raise ValueError(f"{os.fspath(path)}:{number}: not a prompt record: {error}") from error
     return records
+
+
+def record_from_json_line(line: str) -> PromptRecord:
+    """The record one line of a ``to_jsonl`` file holds.
+
+    Raises:
+        ValueError: the line is not a JSON object of a record; the message says why.
+    """
+    try:
+        data = json.loads(line)
+    except RecursionError:  # json's parser recurses once per level: a line of 100,000 "[" gets here
+        raise ValueError("its JSON is nested too deeply to read") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+    try:
+        return PromptRecord.from_dict(data)
+    except TypeError as error:  # a missing field, or a value of a shape from_dict cannot take
+        raise ValueError(str(error)) from error
 
 
 def token_summary(record: PromptRecord) -> str | None:

@@ -7,13 +7,15 @@ import io
 from datetime import datetime, timezone
 from typing import Any
 
+import pytest
 from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.trace import StatusCode
 
-from promptrecorder import semconv
+from promptrecorder import PromptRecorder, autorecord, configure, flush, semconv
 from promptrecorder.console import CompactConsoleExporter, format_records_table, format_span
 from promptrecorder.records import PromptRecord
 from tests.conftest import Tracing
+from tests.unit.terminal_controls import raw_controls
 
 
 def make_record(index: int, **changes: Any) -> PromptRecord:
@@ -131,3 +133,46 @@ def test_table_of_no_records_is_the_header_and_separator() -> None:
     assert lines[1] == "  ".join(
         "-" * len(title) for title in ("#", "recorder", "model", "prompt", "response", "tokens")
     )
+
+
+# --- control characters from data never reach the terminal ----------------------------
+
+HOSTILE = "\x1b]0;pwned\x07\x1b[2J\x9b31m\x7f\u202e"
+HOSTILE_SHOWN = "\\x1b]0;pwned\\x07\\x1b[2J\\x9b31m\\x7f\\u202e"
+
+
+def test_format_span_escapes_control_characters_in_span_names_event_names_and_texts(
+    tracing: Tracing,
+) -> None:
+    """An ESC sequence, a C1 CSI, DEL or a bidi override in a name or a text is printed as an escape."""
+    with tracing.provider.get_tracer("test").start_as_current_span(f"span {HOSTILE}") as span:
+        span.add_event(f"event {HOSTILE}", {semconv.PROMPT_TEXT: f"text {HOSTILE}"})
+    text = format_span(tracing.span(f"span {HOSTILE}"))
+    assert raw_controls(text) == []
+    assert text.startswith(f"[span] span {HOSTILE_SHOWN}  trace=")
+    assert f"    [event] event {HOSTILE_SHOWN}  'text {HOSTILE_SHOWN}'\n" in text
+
+
+def test_the_console_exporter_configure_builds_prints_no_control_character(
+    global_tracing: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """configure(exporter="console") then a recorder and a pair full of control characters: what
+    reaches stdout has them escaped."""
+    configure(exporter="console")
+    with PromptRecorder(f"name {HOSTILE}"):
+        autorecord(f"prompt {HOSTILE}\nline two", f"response {HOSTILE}", model=f"model {HOSTILE}")
+    flush()
+    out = capsys.readouterr().out
+    assert f"[span] name {HOSTILE_SHOWN}" in out
+    assert f"'prompt {HOSTILE_SHOWN} line two'" in out
+    assert raw_controls(out) == []
+
+
+def test_the_records_table_escapes_recorder_and_model_names() -> None:
+    """format_records_table shows control characters of every column as escapes."""
+    table = format_records_table(
+        [make_record(1, recorder=f"r {HOSTILE}", model=f"m {HOSTILE}", prompt=HOSTILE, response=HOSTILE)],
+        width=200,
+    )
+    assert raw_controls(table) == []
+    assert table.split("\n")[2].split()[:3] == ["1", "r", HOSTILE_SHOWN]

@@ -323,6 +323,16 @@ def test_read_jsonl_error_names_file_and_line(tmp_path: Path, bad_line: str) -> 
         read_jsonl(path)
 
 
+def test_read_jsonl_of_a_line_nested_100000_deep_is_a_value_error_naming_the_line(tmp_path: Path) -> None:
+    """json's parser would raise RecursionError; read_jsonl says which line, as for any bad line."""
+    path = tmp_path / "records.jsonl"
+    path.write_text(json.dumps(make_record().to_dict()) + "\n" + "[" * 100_000 + "\n", encoding="utf-8")
+    with pytest.raises(
+        ValueError, match=re.escape(f"{path}:2: not a prompt record: its JSON is nested too deeply")
+    ):
+        read_jsonl(path)
+
+
 # --- DataFrame -----------------------------------------------------------------------
 
 FIELD_NAMES = [field.name for field in dataclasses.fields(PromptRecord)]
