@@ -157,10 +157,11 @@ def render_table(records: Sequence[PromptRecord], source: str, *, more: bool = F
     source = printable(source)
     if not records and not more:
         return f"{source} holds no records."
+    count = "1 record" if len(records) == 1 else f"{len(records)} records"
     if more:
-        shown = f"the first {len(records)} records from {source} (--limit: the rest was not read)"
+        shown = f"the first {count} from {source} (--limit: the rest was not read)"
     else:
-        shown = f"{len(records)} records from {source}"
+        shown = f"{count} from {source}"
     return f"{format_records_table(records)}\n\n{shown}"
 
 

@@ -338,7 +338,7 @@ def test_limit_reads_a_bounded_number_of_bytes_of_a_huge_file(
     assert main(["show", str(saved), "--limit", "1"]) == EXIT_OK
     read = bytes_read() - before
     assert read < 2**20, read
-    assert "the first 1 records" in capsys.readouterr().out
+    assert "the first 1 record from" in capsys.readouterr().out
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs a named pipe")
