@@ -129,7 +129,7 @@ class GrpcSender:
                     False,
                     False,
                     False,
-                    f"TLS: certificate verify failed ({where}): {details}",
+                    f"TLS: certificate verify failed ({where})",
                     status=code,
                     cause=CAUSE_TLS_UNTRUSTED,
                 )
@@ -138,7 +138,7 @@ class GrpcSender:
                     False,
                     False,
                     False,
-                    f"TLS: the server answered in plain text ({where}): {details}",
+                    f"TLS: the server answered in plain text ({where})",
                     status=code,
                     cause=CAUSE_TLS_NOT_SPOKEN,
                 )
@@ -149,7 +149,7 @@ class GrpcSender:
                     False,
                     True,
                     False,
-                    f"wrong protocol: {where} is not a gRPC server: {details}",
+                    f"wrong protocol: {where} is not a gRPC server (it answers HTTP/1.x)",
                     status=code,
                     cause=CAUSE_WRONG_PROTOCOL,
                 )
@@ -158,13 +158,18 @@ class GrpcSender:
                     False,
                     True,
                     False,
-                    f"unknown host ({where}): {details}",
+                    f"unknown host ({where})",
                     status=code,
                     cause=CAUSE_UNRESOLVED,
                 )
             if "socket closed" in lowered or "reset" in lowered or "end of tcp stream" in lowered:
                 return result(
-                    False, True, False, f"{reason} ({where})", status=code, cause=CAUSE_CLOSED_CONNECTION
+                    False,
+                    True,
+                    False,
+                    f"connection closed without an answer ({where})",
+                    status=code,
+                    cause=CAUSE_CLOSED_CONNECTION,
                 )
         if code == "UNAVAILABLE" and "timed out" in lowered:
             # The channel's connection attempt timed out (perhaps an earlier one: a channel

@@ -153,13 +153,11 @@ def transport_failure(error: requests.RequestException, options: SenderOptions, 
     exceptions = requests.exceptions
     if isinstance(error, exceptions.SSLError):
         if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
-            return _failure(
-                False, f"TLS: certificate verify failed ({where}): {text}", CAUSE_TLS_UNTRUSTED, text
-            )
+            return _failure(False, f"TLS: certificate verify failed ({where})", CAUSE_TLS_UNTRUSTED, text)
         if any(reason in text for reason in PLAIN_TEXT_REPLIES):
             return _failure(
                 False,
-                f"TLS: the server answered in plain text ({where}): {text}",
+                f"TLS: the server answered in plain text ({where})",
                 CAUSE_TLS_NOT_SPOKEN,
                 text,
             )
@@ -179,13 +177,13 @@ def transport_failure(error: requests.RequestException, options: SenderOptions, 
                 "it answered with HTTP/2 frames, as a gRPC port does",
             )
         if "nameresolution" in lowered or "not known" in lowered or "getaddrinfo" in lowered:
-            return _failure(True, f"unknown host ({where}): {text}", CAUSE_UNRESOLVED, text)
+            return _failure(True, f"unknown host ({where})", CAUSE_UNRESOLVED, text)
         if "timed out" in lowered:  # the upload stalled: requests words it "Connection aborted"
             return _failure(True, f"timeout: no answer within {timeout:g} s ({where})", CAUSE_TIMEOUT, text)
         if "aborted" in lowered or "reset" in lowered or "remotedisconnected" in lowered:
             return _failure(
                 True,
-                f"connection closed without an answer ({where}): {text}",
+                f"connection closed without an answer ({where})",
                 CAUSE_CLOSED_CONNECTION,
                 text,
             )
