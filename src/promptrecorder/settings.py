@@ -73,7 +73,7 @@ ENVIRONMENT: Final[dict[str, tuple[str | None, str]]] = {
     ),
     OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE: (None, "as above, for traces only"),
     OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: (None, "as OTEL_EXPORTER_OTLP_TIMEOUT, for traces only"),
-    OTEL_EXPORTER_OTLP_COMPRESSION: ("none", "`gzip` or `none`: compression of export requests"),
+    OTEL_EXPORTER_OTLP_COMPRESSION: ("none", "`gzip`, `deflate` or `none`: compression of export requests"),
     OTEL_EXPORTER_OTLP_TRACES_COMPRESSION: (None, "as above, for traces only"),
     OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE: (None, "client certificate (PEM) for mutual TLS"),
     OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE: (None, "as above, for traces only"),

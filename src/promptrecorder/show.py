@@ -35,6 +35,7 @@ _PEEK_BYTES = 64 * 1024
 _short_repr = reprlib.Repr()
 _short_repr.maxstring = _short_repr.maxother = 60
 _brief = _short_repr.repr
+_MAX_REASON = 200
 
 
 class UnreadableRecordsError(PromptRecorderError):
@@ -99,8 +100,9 @@ def _more_follows(stream: IO[bytes]) -> bool:
 def _record(line: str, where: str) -> PromptRecord:
     try:
         record = record_from_json_line(line)
-    except ValueError as error:
-        raise UnreadableRecordsError(f"{where}: not a prompt record: {error}") from None
+    except ValueError as error:  # its text may quote the line (fromisoformat does): cut it short
+        reason = str(error) if len(str(error)) <= _MAX_REASON else str(error)[: _MAX_REASON - 1] + "…"
+        raise UnreadableRecordsError(f"{where}: not a prompt record: {reason}") from None
     problem = _problem(record)
     if problem is not None:
         raise UnreadableRecordsError(f"{where}: not a prompt record: {problem}")

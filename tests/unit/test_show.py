@@ -230,6 +230,17 @@ def test_an_error_quoting_the_file_name_and_a_bad_value_prints_no_control_charac
     assert "bad\\x1b]0;t\\x07.jsonl:2: not a prompt record: `prompt` must be a string, got ['\\x1b]0;" in err
 
 
+def test_an_error_quoting_a_huge_value_stays_one_short_sentence(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A megabyte-long bad date (which fromisoformat quotes whole) is cut short in the sentence."""
+    path = tmp_path / "huge.jsonl"
+    path.write_text(json.dumps({**make_record().to_dict(), "ended_at": "x" * 2**20}) + "\n", encoding="utf-8")
+    err = _failure(["show", str(path)], capsys)
+    assert f"{path}:1: not a prompt record: Invalid isoformat string: 'xxxx" in err
+    assert len(err) < 500
+
+
 def make_record() -> PromptRecord:
     return PromptRecord(
         prompt="p", response="r", ended_at=datetime(2024, 5, 17, tzinfo=timezone.utc), recorder="n", id="1"
