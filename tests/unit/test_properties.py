@@ -17,6 +17,7 @@ from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.trace import ReadableSpan
 
 from promptrecorder import PromptRecorder, autorecord, semconv
+from promptrecorder.otlp_encode import EncodedSpan, encode_span
 from tests.conftest import Tracing
 
 # Any Unicode text, lone surrogates and NUL included (hypothesis avoids surrogates by default).
@@ -210,3 +211,28 @@ def test_a_bot_refuses_non_text_messages_before_sending(tracing: Tracing, messag
         bot(message)  # type: ignore[arg-type]
     assert server.requests == []
     assert len(recorder) == 0
+
+
+long_text = st.tuples(any_text, st.integers(1, 80)).map(lambda pair: pair[0] * pair[1])
+pair = st.tuples(long_text, long_text, st.dictionaries(st.text(max_size=20), json_value, max_size=3))
+
+
+@PROPERTY_SETTINGS
+@given(pairs=st.lists(pair, min_size=1, max_size=8), budget=st.integers(1_000, 60_000))
+def test_any_recorded_pairs_spans_stay_under_the_byte_budget_and_encode(
+    tracing: Tracing, pairs: list[tuple[str, str, dict[str, Any]]], budget: int
+) -> None:
+    """Whatever is recorded, every span is within `max_span_bytes` (or holds a single pair) and encodes."""
+    tracing.exporter.clear()
+    with PromptRecorder("budget", tracer_provider=tracing.provider, max_span_bytes=budget) as recorder:
+        for prompt, response, metadata in pairs:
+            autorecord(prompt, response, model=prompt[:30], metadata=metadata)
+    spans = tracing.spans()
+    assert sum(len(span.events) for span in spans) == 2 * len(pairs)
+    assert all(record.trace_id is not None for record in recorder.records)
+    for span in spans:
+        encoded = encode_span(span)
+        assert isinstance(encoded, EncodedSpan)
+        pairs_here = sum(1 for event in span.events if event.name == semconv.EVENT_PROMPT)
+        assert len(encoded.payload) <= budget or pairs_here == 1
+    _assert_exportable(spans)
