@@ -36,7 +36,7 @@ from promptrecorder._version import __version__
 from promptrecorder.credentials import mask_url
 
 USER_AGENT: Final = f"promptrecorder/{__version__}"
-COMPRESSIONS: Final = ("gzip", "none")
+COMPRESSIONS: Final = ("gzip", "deflate", "none")
 
 # What a failed attempt ran into, when it got no usable answer (``SendResult.cause``): the
 # CLI's `check` words its diagnosis by these; delivery may name them in its first outage line.
@@ -111,7 +111,7 @@ class SenderOptions:
     url: str
     headers: Mapping[str, str]
     timeout: float
-    gzip: bool
+    compression: str  # one of COMPRESSIONS
     certificate_file: str | None
     client_key_file: str | None
     client_certificate_file: str | None
@@ -148,7 +148,7 @@ def build_sender(
         endpoint: the collector URL (for HTTP a base URL or the full traces URL).
         headers: sent with every request (gRPC metadata); replace the header variables.
         timeout: seconds; the sender's ``timeout`` attribute, for callers that have no other.
-        compression: ``"gzip"`` or ``"none"``.
+        compression: ``"gzip"``, ``"deflate"`` or ``"none"``.
 
     Raises:
         ValueError: an argument or the variable it falls back to is malformed (credentials masked).
@@ -206,7 +206,7 @@ def resolve_options(
         url=url,
         headers=_resolve_headers(headers),
         timeout=_resolve_timeout(timeout),
-        gzip=_resolve_compression(compression) == "gzip",
+        compression=_resolve_compression(compression),
         certificate_file=_traces_env(_CERTIFICATE),
         client_key_file=_traces_env(_CLIENT_KEY),
         client_certificate_file=_traces_env(_CLIENT_CERTIFICATE),

@@ -80,7 +80,9 @@ class GrpcSender:
         )
         # gRPC metadata keys must be lowercase ASCII; build_sender lowercased them already.
         self._metadata: Sequence[tuple[str, str]] = tuple(options.headers.items())
-        self._compression = grpc.Compression.Gzip if options.gzip else grpc.Compression.NoCompression
+        self._compression = {"gzip": grpc.Compression.Gzip, "deflate": grpc.Compression.Deflate}.get(
+            options.compression, grpc.Compression.NoCompression
+        )
         self._closed = threading.Event()
 
     def send(self, body: bytes, timeout: float) -> SendResult:

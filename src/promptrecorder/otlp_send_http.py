@@ -11,6 +11,7 @@ import gzip
 import json
 import threading
 import time
+import zlib
 from typing import Any
 
 import requests
@@ -85,15 +86,15 @@ class HttpSender:
             **options.headers,
             "Content-Type": "application/x-protobuf",
         }
-        if options.gzip:
-            self._headers["Content-Encoding"] = "gzip"
+        if options.compression != "none":
+            self._headers["Content-Encoding"] = options.compression
         self._closed = threading.Event()
 
     def send(self, body: bytes, timeout: float) -> SendResult:
         if self._closed.is_set():
             return closed_result(self.destination)
         try:
-            payload = gzip.compress(body, compresslevel=6) if self.options.gzip else body
+            payload = _compressed(body, self.options.compression)
             response = self._session.post(
                 self.options.url,
                 data=payload,
@@ -190,6 +191,14 @@ def transport_failure(error: requests.RequestException, options: SenderOptions, 
         return _failure(True, f"connection failed ({where}): {text}", CAUSE_CONNECTION, text)
     # InvalidURL and the like: the request cannot be sent as configured, retrying will not help.
     return _failure(False, f"{type(error).__name__}: {text} ({where})", CAUSE_CONNECTION, text)
+
+
+def _compressed(body: bytes, compression: str) -> bytes:
+    if compression == "gzip":
+        return gzip.compress(body, compresslevel=6)
+    if compression == "deflate":
+        return zlib.compress(body, 6)
+    return body
 
 
 def _failure(retryable: bool, reason: str, cause: str, detail: str) -> SendResult:

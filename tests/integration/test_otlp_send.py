@@ -148,13 +148,14 @@ def _recv(sock: socket.socket) -> bytes:
         return b""
 
 
-def test_gzip_puts_fewer_bytes_on_the_wire(otlp_receiver: Receiver) -> None:
-    """With gzip the request crosses the network compressed, and arrives whole."""
+@pytest.mark.parametrize("compression", ["gzip", "deflate"])
+def test_compression_puts_fewer_bytes_on_the_wire(otlp_receiver: Receiver, compression: str) -> None:
+    """With gzip (or deflate) the request crosses the network compressed, and arrives whole."""
     body = encode_request(_spans(3, "y" * 20_000))
     proxy = CountingProxy(otlp_receiver.port)
     try:
         sender = build_sender(
-            otlp_receiver.protocol, f"http://{LOOPBACK}:{proxy.port}", None, 5, compression="gzip"
+            otlp_receiver.protocol, f"http://{LOOPBACK}:{proxy.port}", None, 5, compression=compression
         )
         result = sender.send(body, 5)
         sender.close()

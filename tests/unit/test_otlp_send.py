@@ -39,10 +39,10 @@ def test_defaults_are_the_specifications() -> None:
     finally:
         sender.close()
     options = resolve_options("grpc", None, None, None, None)
-    assert (options.url, options.timeout, options.gzip, dict(options.headers)) == (
+    assert (options.url, options.timeout, options.compression, dict(options.headers)) == (
         "http://localhost:4317",
         10.0,
-        False,
+        "none",
         {},
     )
     assert options.insecure
@@ -70,7 +70,7 @@ def test_the_variables_are_honoured_traces_first(monkeypatch: pytest.MonkeyPatch
     assert options.url == "http://general:4318/v1/traces"
     assert dict(options.headers) == {"authorization": "Bearer T", "b": "2"}
     assert options.timeout == 2.5
-    assert options.gzip
+    assert options.compression == "gzip"
     assert (options.certificate_file, options.client_key_file, options.client_certificate_file) == (
         "/traces/ca.pem",
         "/k.pem",
@@ -86,11 +86,11 @@ def test_arguments_win_over_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "a=1")
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip")
     options = resolve_options("http/protobuf", "http://mine:4318/", {"X-Key": "v"}, 1.5, "none")
-    assert (options.url, dict(options.headers), options.timeout, options.gzip) == (
+    assert (options.url, dict(options.headers), options.timeout, options.compression) == (
         "http://mine:4318/v1/traces",
         {"x-key": "v"},
         1.5,
-        False,
+        "none",
     )
 
 
