@@ -21,3 +21,9 @@ def warn_once(key: str, message: str, *args: object) -> None:
             return
         _said.add(key)
     logger.warning(message, *args)
+
+
+def after_fork_in_child() -> None:
+    """In a forked child: a lock no parent thread can be holding."""
+    global _said_lock
+    _said_lock = threading.Lock()

@@ -1,82 +1,68 @@
-"""Delivery accounting around a span exporter: count what went out, say plainly what did not.
+"""Delivering encoded span batches through an ``OtlpSender``: retry, split, count, and say so plainly.
 
-The stock OTLP exporters log every retry and every failure, sometimes with a traceback.
-A service whose collector is down would see that stream in its own logs. ``DeliveryExporter``
-wraps the real exporter: it counts exported and lost spans, turns the exporter's own log
-lines about a failure into one plain warning per outage (no traceback), says when delivery
-recovers, and once shutdown has begun it stops waiting on a collector that is not answering,
-so that the process exits in bounded time.
+``DeliveryProcessor`` (``promptrecorder.delivery_processor``) queues spans as their OTLP bytes
+and hands ``Delivery.deliver`` batches bounded in spans and in request bytes. Each send is
+one attempt by the sender (``promptrecorder.otlp_send``), which classifies the answer; this
+module decides what follows:
 
-With a spool (``configure(spool_dir=...)``) nothing is given up instead: a batch that
-cannot be delivered is written to disk and re-sent later by the exporter's ``SpoolDrain``
-(``promptrecorder.spool_drain``); this module still decides, batch by batch, whether to
-send directly or behind the spool, and counts every outcome.
+* **Transient** (``retryable``: unreachable, 429, 503, UNAVAILABLE...): the same request is
+  tried again after an exponential back-off with jitter (or the receiver's ``Retry-After``),
+  within the export timeout and never past a shutdown deadline. With a spool, the batch
+  goes to disk at once instead and the spool's drain thread does the retrying.
+* **Too big or refused, but a smaller request may pass** (``splittable``: HTTP 400/413, gRPC
+  INVALID_ARGUMENT or a message-size RESOURCE_EXHAUSTED): the request is split in halves and
+  each half sent, recursively, until what is refused is one span. That span is set aside,
+  counted (``DeliveryStats.rejected_spans``) and logged once with its trace id and the
+  reason; every other span arrives. A refused batch never takes more than itself.
+* **Refused for good** (401, 403, 404, UNIMPLEMENTED, TLS...): the batch is spooled when
+  there is a spool (the drain sets it aside if it is refused again), else counted as lost.
 
-The batch processor that hands a full queue's spans to ``DeliveryExporter.overflow`` is
-``DeliveryProcessor`` (``promptrecorder.delivery_processor``).
+Every loss is counted in ``DeliveryStats``; the first failure of an outage is logged once
+with its cause, and the recovery and shutdown lines quote the same counters that
+``promptrecorder.delivery_stats()`` returns. Nothing here raises into the application.
+
+With a spool (``configure(spool_dir=...)``) the spool mode lives in
+``promptrecorder.spool_drain.SpoolDrain``.
 """
 
 from __future__ import annotations
 
-import inspect
-import logging
+import random
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from promptrecorder import ledger
 from promptrecorder._diagnostics import QUEUE_EPISODE_QUIET_S, logger
-from promptrecorder.spool import Spool
+from promptrecorder.otlp_encode import EncodedSpan, MalformedRequestError, request_span_ids, split_request
+from promptrecorder.otlp_send import OtlpSender, SendResult
+from promptrecorder.spool import Spool, SpoolEntry
 from promptrecorder.spool_drain import SpoolDrain
 
-# The loggers through which the stock OTLP span exporters report a failed export.
-_EXPORTER_LOGGERS = (
-    "opentelemetry.exporter.otlp.proto.grpc.exporter",
-    "opentelemetry.exporter.otlp.proto.grpc.trace_exporter",
-    "opentelemetry.exporter.otlp.proto.http.trace_exporter",
-    "opentelemetry.exporter.otlp.proto.http._common",
-)
-
-_exporting = threading.local()
-# How long shutdown waits for an aborted export to return its outcome.
-_IN_FLIGHT_GRACE_S = 1.0
-
-
-class _CaptureExporterLogs(logging.Filter):
-    """Keep an exporter's log lines that our own export call caused; let the rest through."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        owner: DeliveryExporter | None = getattr(_exporting, "owner", None)
-        if owner is None:
-            return True
-        # The first complaint names the cause; later ones are retries and aborts.
-        if record.levelno >= logging.WARNING and owner._captured is None:
-            owner._captured = record.getMessage().splitlines()[0].rstrip(". ")
-        return False
-
-
-_capture_filter = _CaptureExporterLogs()
-
-
-def _install_capture_filter() -> None:
-    for name in _EXPORTER_LOGGERS:
-        exporter_logger = logging.getLogger(name)
-        if _capture_filter not in exporter_logger.filters:
-            exporter_logger.addFilter(_capture_filter)
+# Back-off between attempts at a transient failure: doubles from the first to the last,
+# each pause drawn between half and all of it ("equal jitter"), so that many processes
+# hitting one collector do not retry in step.
+RETRY_FIRST_DELAY_S = 0.5
+RETRY_MAX_DELAY_S = 8.0
+# Spans refused one by one are each logged with their trace id up to this many per
+# destination; beyond it they are counted only (one line says so).
+REJECTED_SPANS_LOGGED = 20
 
 
 @dataclass(frozen=True)
 class DeliveryStats:
-    """What an exporter delivered so far in this process.
+    """What one destination's delivery did so far in this process.
 
     ``failed_spans`` counts every span lost for good, whatever the cause; the
-    ``*_dropped_spans`` fields say how many of those a full queue or a full spool cost.
-    A span whose export failed but which was spooled is not lost: it counts in
-    ``spooled_spans`` and, once re-sent, in ``exported_spans``.
+    ``*_dropped_spans`` and ``rejected_spans`` fields say how many of those a full queue,
+    a full spool, the collector's refusal of a single span, or recording after
+    ``shutdown()`` cost. A span whose export failed but which was spooled is not lost: it
+    counts in ``spooled_spans`` and, once re-sent, in ``exported_spans``.
+    ``largest_request_bytes`` is the largest export request sent (bounded by
+    ``max_request_bytes`` unless a single span is larger).
     """
 
     exported_spans: int
@@ -88,55 +74,75 @@ class DeliveryStats:
     spool_dropped_spans: int = 0
     spool_backlog_spans: int = 0
     spool_dir: str | None = None
+    rejected_spans: int = 0
+    shutdown_dropped_spans: int = 0
+    largest_request_bytes: int = 0
 
 
-class DeliveryExporter(SpanExporter):
-    """Wraps ``exporter``, counting delivery, logging each outage once, and spooling if asked.
+# A part of a batch that was not delivered: its request bytes, span count, the last answer.
+Undelivered = tuple[bytes, int, SendResult]
 
-    Threading contract: ``export`` is called by one processor thread at a time (the SDK's
-    batch processor serialises it); with a spool, the drain thread also exports, and a lock
-    keeps the two from calling the wrapped exporter at once. The counters, ``track`` and
-    ``overflow`` may be used from any thread.
+
+class Delivery:
+    """Sends batches through ``sender``, counting every outcome; one per destination.
+
+    Threading contract: ``deliver`` is called by the processor's worker thread; with a
+    spool, the drain thread re-sends files through ``send_request`` at the same time (one
+    ``sender.send`` at a time, under a lock). ``overflow``, ``track``, ``after_shutdown``,
+    ``stats`` and the counters may be called from any thread.
     """
 
-    def __init__(self, exporter: SpanExporter, destination: str, spool: Spool | None = None) -> None:
-        self._exporter = exporter
+    def __init__(
+        self,
+        sender: OtlpSender,
+        destination: str,
+        spool: Spool | None = None,
+        *,
+        export_timeout: float,
+        retry: bool = True,
+        rebuild_sender: Callable[[], OtlpSender] | None = None,
+        max_request_bytes: int = 4 << 20,
+    ) -> None:
+        self._sender = sender
+        self._rebuild_sender = rebuild_sender
         self.destination = destination
         self._spool = spool
+        self._export_timeout = export_timeout
+        self._retry = retry  # False for an application's own SpanExporter, which retries itself
+        self._init_state()
+        self._drain = SpoolDrain(self, spool) if spool is not None else None
+        if self._drain is not None:
+            self._drain.max_file_bytes = max_request_bytes  # files the overflow writes are requests
+
+    def _init_state(self) -> None:
         self._lock = threading.Lock()
-        # One call into the wrapped exporter at a time. Reentrant: the drain thread takes it
-        # with a timeout first, so that it can go on spooling overflow while an export hangs.
-        self._send_lock = threading.RLock()
-        self._exported = 0
-        self._failed = 0  # lost for good
-        self._failed_exports = 0
-        self._queue_dropped = 0
-        self._spooled = 0
-        self._failing = False
-        self._outage_failed = 0  # spans failed since the outage began
-        self._unreported = 0  # of those, the ones after the outage's one warning
-        self._last_error: str | None = None
-        self._captured: str | None = None  # what the exporter logged during the current export
-        self._last_queue_drop = float("-inf")
+        self._send_lock = threading.Lock()  # one sender.send at a time
+        self._stop = threading.Event()  # shutdown's deadline passed: no more waiting
+        self._exported = self._failed = self._failed_exports = 0
+        self._queue_dropped = self._spooled = self._rejected = self._shutdown_dropped = 0
+        self._largest_request = 0
         self._failed_at_last_flush = 0
-        self._queue_unreported = 0
+        self._last_error: str | None = None
+        self._failing = False
+        self._failed_at_outage_start = 0
+        self._last_queue_drop = float("-inf")
+        self._rejected_logged = 0
+        self._said_after_shutdown = False
         self._shutting_down = False
         self._closed = False
-        self._idle = threading.Event()  # clear while an export is in flight
-        self._idle.set()
-        self._in_flight: Sequence[ReadableSpan] = ()
-        self._in_flight_is_spooled = False  # a re-send: its file is still on disk
         self._tracked: dict[int, ledger.Tally] = {}  # span id -> whose, until its fate is known
-        # The spool mode: overflow, spool writes and the drain thread; None without a spool.
-        self._drain = SpoolDrain(self, spool) if spool is not None else None
-        _install_capture_filter()
+        self._spooled_tallies: dict[int, ledger.Tally] = {}  # span id -> whose, while on disk
 
     def start(self) -> None:
         """Start re-sending what the spool holds (configure() calls it once the pipeline is live)."""
         if self._drain is not None:
             self._drain.start()
 
-    # --- what happened --------------------------------------------------------------------
+    @property
+    def spool(self) -> Spool | None:
+        return self._spool
+
+    # --- what happened ---------------------------------------------------------------------
 
     def stats(self) -> DeliveryStats:
         spool = self._spool
@@ -152,193 +158,351 @@ class DeliveryExporter(SpanExporter):
                 spool_dropped_spans=spool.dropped_spans if spool is not None else 0,
                 spool_backlog_spans=backlog,
                 spool_dir=str(spool.directory) if spool is not None else None,
+                rejected_spans=self._rejected,
+                shutdown_dropped_spans=self._shutdown_dropped,
+                largest_request_bytes=self._largest_request,
             )
+
+    def _counters(self) -> str:
+        """The loss counters as ``delivery_stats()`` names them, for log lines."""
+        stats = self.stats()
+        return (
+            f"failed_spans={stats.failed_spans} (queue_dropped_spans={stats.queue_dropped_spans}, "
+            f"rejected_spans={stats.rejected_spans}, spool_dropped_spans={stats.spool_dropped_spans}, "
+            f"shutdown_dropped_spans={stats.shutdown_dropped_spans})"
+        )
 
     def track(self, span_id: int, tally: ledger.Tally) -> None:
         """Account the span's fate to ``tally`` (a recorder's) when it is known."""
         with self._lock:
             self._tracked[span_id] = tally
 
-    def _tallies(self, spans: Sequence[ReadableSpan]) -> list[ledger.Tally]:
-        found = []
-        with self._lock:
-            if self._tracked:
-                for span in spans:
-                    if span.context is not None:
-                        tally = self._tracked.pop(span.context.span_id, None)
-                        if tally is not None:
-                            found.append(tally)
-        return found
-
-    # --- exporting --------------------------------------------------------------------------
-
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        if self._drain is not None:
-            return self._export_or_spool(self._drain, spans)
-        if self._shutting_down and self._failing:
-            # The collector did not answer the last export: waiting on it again would only
-            # hold the process at exit. Count what is given up.
-            self._lose(spans, None)
-            return SpanExportResult.FAILURE
-        delivered = self._send(spans)
-        if self._closed:  # shutdown gave up on this export and already counted it
-            return SpanExportResult.SUCCESS if delivered else SpanExportResult.FAILURE
-        if delivered:
-            self._count_success(spans)
-            return SpanExportResult.SUCCESS
-        self._lose(spans, self._captured)
-        return SpanExportResult.FAILURE
-
-    def _export_or_spool(self, drain: SpoolDrain, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        drain.move_overflow()
-        if drain.holds_anything() or not self._send_lock.acquire(blocking=False):
-            # Behind what is already waiting (or being re-sent), in order; never waiting on
-            # the drain thread's export, so that the queue keeps moving.
-            drain.to_spool(spans)
-            return SpanExportResult.SUCCESS
-        try:
-            delivered = self._send(spans)
-        finally:
-            self._send_lock.release()
-        if self._closed:  # shutdown gave up on this export and already spooled a copy
-            return SpanExportResult.SUCCESS if delivered else SpanExportResult.FAILURE
-        if delivered:
-            self._count_success(spans)
-            return SpanExportResult.SUCCESS
-        self._note_failure(len(spans), self._captured, spooled=True)
-        drain.to_spool(spans)
-        return SpanExportResult.FAILURE
-
-    def _send(self, spans: Sequence[ReadableSpan], *, spooled: bool = False) -> bool:
-        """One call into the wrapped exporter; the exporter's complaints land in ``_captured``."""
-        with self._send_lock:
-            _exporting.owner = self
-            self._captured = None
-            self._in_flight = spans
-            self._in_flight_is_spooled = spooled
-            self._idle.clear()
-            try:
-                try:
-                    result = self._exporter.export(spans)
-                except Exception as error:  # an exporter bug must not kill the processor thread
-                    result = SpanExportResult.FAILURE
-                    self._captured = f"{type(error).__name__}: {error}"
-            finally:
-                _exporting.owner = None
-                self._in_flight = ()
-                self._idle.set()
-        return result is SpanExportResult.SUCCESS
-
-    def begin_shutdown(self) -> None:
-        """From now on, give up at once on a collector that did not answer the last export."""
-        self._shutting_down = True
-
-    # --- counting -----------------------------------------------------------------------------
-
-    def _count_success(self, spans: Sequence[ReadableSpan]) -> None:
-        ledger.resolve(self._tallies(spans), "exported")
-        self._count_exported(len(spans))
-
-    def _count_exported(self, count: int, spooled_before: int = 0) -> None:
-        with self._lock:
-            self._exported += count
-            recovered = self._failing
-            dropped = self._outage_failed
-            self._failing = False
-            self._outage_failed = self._unreported = 0
-        if recovered and self._spool is None:
-            logger.warning(
-                "promptrecorder: delivery to %s recovered; %d spans were not delivered during the outage",
-                self.destination,
-                dropped,
-            )
-        elif recovered:
-            logger.warning(
-                "promptrecorder: delivery to %s recovered; re-sending the %d spans spooled in %s",
-                self.destination,
-                spooled_before,
-                self._spool.directory if self._spool is not None else "",
-            )
-
-    def _lose(self, spans: Sequence[ReadableSpan], reason: str | None) -> None:
-        ledger.resolve(self._tallies(spans), "dropped")
-        self._note_failure(len(spans), reason, spooled=False)
-
-    def _note_failure(self, count: int, reason: str | None, *, spooled: bool) -> None:
-        with self._lock:
-            if reason is not None:
-                self._last_error = reason
-            self._failed_exports += 1
-            if not spooled:
-                self._failed += count
-                self._outage_failed += count
-            first = not self._failing
-            if not first and not spooled:
-                self._unreported += count
-            self._failing = True
-        if not first:
+    def settle(self, span_ids: Sequence[int] | None, body: bytes | None, outcome: str) -> None:
+        """Resolve the recorders' tallies of these spans (by id, or read from ``body``)."""
+        if not (self._tracked or self._spooled_tallies):
             return
-        cause = reason or self._last_error or "the exporter reported a failure"
+        if span_ids is None:
+            try:
+                span_ids = [span_id for _, span_id in request_span_ids(body or b"")]
+            except MalformedRequestError:
+                return
+        pending: list[ledger.Tally] = []
+        spooled: dict[ledger.Tally, int] = {}
+        with self._lock:
+            for span_id in span_ids:
+                tally = self._tracked.pop(span_id, None)
+                if tally is not None:
+                    pending.append(tally)
+                    if outcome == "spooled":
+                        self._spooled_tallies[span_id] = tally
+                    continue
+                tally = self._spooled_tallies.pop(span_id, None)
+                if tally is not None and outcome != "spooled":
+                    spooled[tally] = spooled.get(tally, 0) + 1
+        ledger.resolve(pending, outcome)
         if spooled:
-            logger.warning(
-                "promptrecorder: could not deliver %d spans to %s: %s. Your code is not affected; "
-                "spans are kept in the spool %s and re-sent, oldest first, when the collector answers.",
-                count,
-                self.destination,
-                cause,
-                self._spool.directory if self._spool is not None else "",
-            )
-        else:
-            logger.warning(
-                "promptrecorder: could not deliver %d spans to %s: %s. Your code is not affected; "
-                "further failures are counted and reported when delivery recovers or at shutdown.",
-                count,
-                self.destination,
-                cause,
-            )
-
-    def _lose_queued(self, spans: Sequence[ReadableSpan]) -> None:
-        """Spans the batch processor had no room for (and, with a spool, no overflow room)."""
-        ledger.resolve(self._tallies(spans), "dropped")
-        now = time.monotonic()
-        with self._lock:
-            self._failed += len(spans)
-            self._queue_dropped += len(spans)
-            episode = now - self._last_queue_drop > QUEUE_EPISODE_QUIET_S
-            self._last_queue_drop = now
-            if not episode:
-                self._queue_unreported += len(spans)
-        if episode:
-            logger.warning(
-                "promptrecorder: the export queue for %s is full; spans are dropped and counted "
-                "(delivery_stats().queue_dropped_spans) until it drains. Spans end faster than they "
-                "can be sent: raise OTEL_BSP_MAX_QUEUE_SIZE, or configure a spool_dir.",
-                self.destination,
-            )
-
-    def _count_failed(self, count: int) -> None:
-        """Spans lost for good outside an export: a spool write or a spooled file gone bad."""
-        with self._lock:
-            self._failed += count
-
-    def _count_spooled(self, count: int) -> None:
-        with self._lock:
-            self._spooled += count
+            ledger.settle_spooled(spooled, outcome)
 
     def lost_since_last_flush(self) -> int:
-        """Spans lost since the previous call (flush() asks), or since this exporter began."""
+        """Spans lost since the previous call (flush() asks), or since this delivery began."""
         with self._lock:
             lost = self._failed - self._failed_at_last_flush
             self._failed_at_last_flush = self._failed
         return lost
 
-    # --- the spool ---------------------------------------------------------------------------
+    # --- delivering a batch (the worker thread) --------------------------------------------
 
-    def overflow(self, span: ReadableSpan) -> None:
-        """Take a span the batch processor's full queue cannot hold."""
-        if self._drain is not None and not self._closed and self._drain.overflow(span):
+    def deliver(self, spans: Sequence[EncodedSpan], body: bytes, deadline: float | None) -> None:
+        """Deliver one batch (``body`` is its request); every span's fate is counted."""
+        ids = [span.context.span_id for span in spans]
+        drain = self._drain
+        if drain is not None:
+            if drain.holds_anything() or (self._shutting_down and self._failing):
+                drain.to_spool(body, len(spans), ids)  # behind what waits, in order
+                return
+            left = self.send_request(body, len(spans), deadline, retry=False, span_ids=ids)
+            for part, count, result in left:
+                self._note_failure(count, result.reason, spooled=True)
+                drain.to_spool(part, count, ids if part is body else None)
             return
-        self._lose_queued([span])
+        if self._shutting_down and self._failing:
+            # The collector did not answer the last export: waiting on it again would only
+            # hold the process at exit.
+            self.lose(body, len(spans), "not sent: the collector was not answering at shutdown", ids)
+            return
+        for part, count, result in self.send_request(body, len(spans), deadline, self._retry, span_ids=ids):
+            self.lose(part, count, result.reason, ids if part is body else None)
+
+    def send_request(
+        self,
+        body: bytes,
+        count: int,
+        deadline: float | None,
+        retry: bool,
+        *,
+        span_ids: Sequence[int] | None = None,
+        entry: SpoolEntry | None = None,
+    ) -> list[Undelivered]:
+        """Send ``body``, splitting it on a refusal a smaller request may pass.
+
+        Returns the parts not delivered (in order) with the last answer; after the first
+        part that fails (other than by such a refusal) the rest are returned unsent.
+        Delivered and set-aside parts are counted here. ``entry``: the spool file being
+        re-sent, beside which a refused span is kept.
+        """
+        pending: list[tuple[bytes, int]] = [(body, count)]
+        rejected_parts = 0
+        while pending:
+            part, part_count = pending.pop(0)
+            result = self._attempt(part, part_count, deadline, retry)
+            if self._closed:  # shutdown gave up on this batch and already counted it
+                return []
+            if result.delivered:
+                self._count_delivered(part, part_count, result, span_ids if part is body else None, entry)
+                continue
+            if result.splittable:
+                if part_count <= 1:
+                    rejected_parts += 1
+                    self._reject(part, part_count, result, entry, rejected_parts)
+                    continue
+                try:
+                    pending[0:0] = split_request(part)
+                    continue
+                except MalformedRequestError as error:
+                    result = SendResult(False, False, False, f"{result.reason}; cannot split it: {error}")
+            # Sending the rest now would only meet the same failure.
+            return [(part, part_count, result)] + [(rest, n, result) for rest, n in pending]
+        return []
+
+    def _attempt(self, body: bytes, count: int, deadline: float | None, retry: bool) -> SendResult:
+        """One send, or (``retry``) several with back-off, within the export timeout and ``deadline``.
+
+        The first failure of an outage is said at once, with its cause, before any retry.
+        """
+        end = time.monotonic() + self._export_timeout
+        if deadline is not None:
+            end = min(end, deadline)
+        delay = RETRY_FIRST_DELAY_S
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                return SendResult(False, True, False, "not sent: no time left before the shutdown deadline")
+            result = self._send_once(body, left)
+            if not result.delivered and not result.splittable:
+                self._outage_begins(count, result.reason, retrying=retry and result.retryable)
+            if result.delivered or not result.retryable or not retry or self._stop.is_set():
+                return result
+            pause = result.retry_after if result.retry_after is not None else random.uniform(delay / 2, delay)
+            delay = min(delay * 2, RETRY_MAX_DELAY_S)
+            if time.monotonic() + pause >= end or self._stop.wait(pause):
+                return result
+
+    def _send_once(self, body: bytes, timeout: float) -> SendResult:
+        with self._lock:
+            self._largest_request = max(self._largest_request, len(body))
+        with self._send_lock:
+            try:
+                return self._sender.send(body, timeout)
+            except Exception as error:  # the contract says never; a bug must not kill the worker
+                return SendResult(False, True, False, f"{type(error).__name__}: {error}")
+
+    # --- counting ----------------------------------------------------------------------------
+
+    def _count_delivered(
+        self,
+        body: bytes,
+        count: int,
+        result: SendResult,
+        span_ids: Sequence[int] | None,
+        entry: SpoolEntry | None,
+    ) -> None:
+        self.settle(span_ids, body, "exported")
+        refused = min(max(result.rejected_spans, 0), count)
+        with self._lock:
+            self._exported += count - refused
+            self._rejected += refused
+            self._failed += refused
+            recovered = self._failing
+            self._failing = False
+            lost = self._failed - self._failed_at_outage_start
+        if refused:
+            logger.warning(
+                "promptrecorder: %s accepted a batch but rejected %d of its %d spans (partial success: %s)",
+                self.destination,
+                refused,
+                count,
+                result.reason,
+            )
+        if recovered and self._drain is not None and entry is not None:
+            logger.warning(
+                "promptrecorder: delivery to %s recovered; re-sending the %d spans spooled in %s. "
+                "Lost so far (delivery_stats()): %s",
+                self.destination,
+                self._drain.backlog_spans(),
+                self._spool.directory if self._spool is not None else "",
+                self._counters(),
+            )
+        elif recovered:
+            logger.warning(
+                "promptrecorder: delivery to %s recovered; %d spans were lost during the outage. "
+                "In all (delivery_stats()): %s",
+                self.destination,
+                lost,
+                self._counters(),
+            )
+
+    def _reject(
+        self, body: bytes, count: int, result: SendResult, entry: SpoolEntry | None, part: int
+    ) -> None:
+        """One span the collector refuses whatever its company: set it aside, count it, say so."""
+        self.settle(None, body, "dropped")
+        kept = ""
+        if entry is not None and self._spool is not None:
+            kept = f"; kept as {self._spool.keep_rejected(entry, part, body, count)}"
+        try:
+            trace_ids = [f"{trace_id:032x}" for trace_id, _ in request_span_ids(body)]
+        except MalformedRequestError:
+            trace_ids = []
+        with self._lock:
+            self._rejected += count
+            self._failed += count
+            self._last_error = result.reason
+            logged = self._rejected_logged
+            self._rejected_logged += 1
+        if logged < REJECTED_SPANS_LOGGED:
+            logger.warning(
+                "promptrecorder: %s refused a span of trace %s on its own (%s); it was set aside and "
+                "counted (delivery_stats().rejected_spans)%s",
+                self.destination,
+                ", ".join(trace_ids) or "(unknown)",
+                result.reason,
+                kept,
+            )
+        elif logged == REJECTED_SPANS_LOGGED:
+            logger.warning(
+                "promptrecorder: %s refused more single spans; further ones are counted "
+                "(delivery_stats().rejected_spans), not logged",
+                self.destination,
+            )
+
+    def lose(
+        self, body: bytes | None, count: int, reason: str, span_ids: Sequence[int] | None = None
+    ) -> None:
+        """Spans lost for good (not spooled): counted, and the outage said once."""
+        self.settle(span_ids, body, "dropped")
+        self._note_failure(count, reason, spooled=False)
+
+    def note_spool_failure(self, count: int, reason: str) -> None:
+        self._note_failure(count, reason, spooled=True)
+
+    def _note_failure(self, count: int, reason: str, *, spooled: bool) -> None:
+        """A batch given up on (``spooled``: written to the spool instead): counted."""
+        self._outage_begins(count, reason, retrying=False)
+        with self._lock:
+            self._failed_exports += 1
+            if not spooled:
+                self._failed += count
+
+    def _outage_begins(self, count: int, reason: str, *, retrying: bool) -> None:
+        """A send failed: the first failure of an outage is said once, naming its cause."""
+        with self._lock:
+            self._last_error = reason
+            first = not self._failing
+            if first:
+                self._failed_at_outage_start = self._failed
+                self._failing = True
+        if not first:
+            return
+        if self._drain is not None:
+            then = f"spans are kept in the spool {self._spool.directory if self._spool else ''} and re-sent, oldest first, when the collector answers"
+        elif retrying:
+            then = "they are retried for a while; further failures are counted and reported when delivery recovers or at shutdown"
+        else:
+            then = "further failures are counted and reported when delivery recovers or at shutdown"
+        logger.warning(
+            "promptrecorder: could not deliver %d spans to %s: %s. Your code is not affected; %s.",
+            count,
+            self.destination,
+            reason,
+            then,
+        )
+
+    def count_failed(self, count: int) -> None:
+        """Spans lost for good outside a send: a spool write, or a spooled file set aside."""
+        with self._lock:
+            self._failed += count
+
+    def count_rejected_file(self, count: int, reason: str) -> None:
+        with self._lock:
+            self._rejected += count
+            self._failed += count
+            self._last_error = reason
+
+    def count_spooled(self, count: int) -> None:
+        with self._lock:
+            self._spooled += count
+
+    def count_exported(self, count: int) -> None:
+        with self._lock:
+            self._exported += count
+
+    # --- spans the queue could not take ------------------------------------------------------
+
+    def overflow(self, span: EncodedSpan | None, span_id: int) -> None:
+        """A span that found the queue full: spooled (via memory) if there is a spool, else counted."""
+        if span is not None and self._drain is not None and not self._closed and self._drain.overflow(span):
+            return
+        self.settle([span_id], None, "dropped")
+        now = time.monotonic()
+        with self._lock:
+            self._failed += 1
+            self._queue_dropped += 1
+            episode = now - self._last_queue_drop > QUEUE_EPISODE_QUIET_S
+            self._last_queue_drop = now
+            failing, cause = self._failing, self._last_error
+        if not episode:
+            return
+        if failing:
+            logger.warning(
+                "promptrecorder: the export queue for %s is full because delivery is failing (%s); "
+                "spans are dropped and counted (delivery_stats().queue_dropped_spans) until it "
+                "recovers. A spool_dir keeps them on disk instead.",
+                self.destination,
+                cause,
+            )
+        else:
+            logger.warning(
+                "promptrecorder: the export queue for %s is full: spans end faster than they can be "
+                "sent; they are dropped and counted (delivery_stats().queue_dropped_spans). Raise "
+                "OTEL_BSP_MAX_QUEUE_SIZE or PROMPTRECORDER_MAX_QUEUE_BYTES, or configure a spool_dir.",
+                self.destination,
+            )
+
+    def unencodable(self, span_id: int, error: Exception) -> None:
+        """A span our encoder could not write: lost alone, never with its batch."""
+        self.settle([span_id], None, "dropped")
+        with self._lock:
+            self._failed += 1
+            self._last_error = f"a span could not be encoded: {error!r}"
+        logger.warning(
+            "promptrecorder: a span could not be encoded for %s and was dropped: %r", self.destination, error
+        )
+
+    def after_shutdown(self, span_id: int) -> None:
+        """A span that ended after ``shutdown()``: counted as dropped, said once."""
+        self.settle([span_id], None, "dropped")
+        with self._lock:
+            self._failed += 1
+            self._shutdown_dropped += 1
+            first = not self._said_after_shutdown
+            self._said_after_shutdown = True
+        if first:
+            logger.warning(
+                "promptrecorder: a span ended after shutdown(); it is not sent to %s and is counted "
+                "(delivery_stats().shutdown_dropped_spans). Call promptrecorder.configure() again to "
+                "resume delivery, or shut down only when the process is done recording.",
+                self.destination,
+            )
 
     def wait_for_spool(self, deadline: float) -> bool:
         """Wait until the spool is empty (True) or ``deadline`` (``time.monotonic()``) passes."""
@@ -346,57 +510,39 @@ class DeliveryExporter(SpanExporter):
             return True
         return self._drain.wait_until_empty(deadline)
 
-    # --- shutting down -------------------------------------------------------------------------
+    # --- shutting down and forking ------------------------------------------------------------
 
-    def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        return self._exporter.force_flush(timeout_millis)
-
-    def shutdown(self, timeout_millis: float = 30_000, **kwargs: object) -> None:
-        deadline = time.monotonic() + timeout_millis / 1000
+    def begin_shutdown(self) -> None:
+        """From now on, give up at once on a collector that did not answer the last export."""
         self._shutting_down = True
-        if self._spool is not None and not self._failing:
-            # The collector answers: let the drain finish the backlog while time remains.
-            self.wait_for_spool(deadline)
-        if self._drain is not None:
-            self._drain.stop()
-        remaining_millis = max(0.0, (deadline - time.monotonic()) * 1000)
-        if "timeout_millis" in inspect.signature(self._exporter.shutdown).parameters:
-            self._exporter.shutdown(timeout_millis=remaining_millis)  # type: ignore[call-arg]
-        else:
-            self._exporter.shutdown()
-        # Shutting the exporter down aborts its retries; give the export still in flight a
-        # moment to come back, so that its outcome is counted and reported, not lost with
-        # the daemon thread at exit.
-        if self._drain is not None:
-            self._drain.join(_IN_FLIGHT_GRACE_S)
-        if not self._idle.wait(_IN_FLIGHT_GRACE_S):
-            stuck = self._in_flight
-            if stuck and not self._in_flight_is_spooled:  # a re-send's file stays on disk anyway
-                self._closed = True  # its late outcome, if any, is not counted twice
-                self._give_up(stuck, "still in flight when shutdown timed out")
 
-    def abandon(self, spans: Sequence[ReadableSpan]) -> None:
-        """Take the spans the processor still held when shutdown gave up, then report and close."""
-        if spans:
-            self._give_up(spans, "still queued when shutdown timed out")
+    def give_up(self, spans: Sequence[EncodedSpan], body: bytes, reason: str) -> None:
+        """Spans shutdown could not send in time: spooled for the next process, else counted."""
+        ids = [span.context.span_id for span in spans]
+        if self._drain is not None:
+            self._drain.to_spool(body, len(spans), ids)
+        else:
+            self.lose(body, len(spans), reason, ids)
+
+    def close(self, deadline: float) -> None:
+        """Finish: let the spool drain while the collector answers and time is left, report, release."""
+        if self._drain is not None:
+            if not self._failing:
+                self.wait_for_spool(deadline)
+            self._drain.stop()
+            self._drain.join(max(0.0, min(1.0, deadline - time.monotonic())))
+            self._drain.spool_overflow()
+        self._stop.set()
         self._closed = True
-        self._move_overflow_at_close()
-        with self._lock:
-            undelivered = self._unreported
-            self._unreported = 0
-            queue_unreported = self._queue_unreported
-            self._queue_unreported = 0
-        if undelivered:
+        stats = self.stats()
+        if stats.failed_spans:
             logger.warning(
-                "promptrecorder: %d more spans could not be delivered to %s before shutdown",
-                undelivered,
+                "promptrecorder: at shutdown, %d spans were delivered to %s and %d were lost; "
+                "delivery_stats(): %s",
+                stats.exported_spans,
                 self.destination,
-            )
-        if queue_unreported:
-            logger.warning(
-                "promptrecorder: in all, %d spans were dropped because the export queue for %s was full",
-                self._queue_dropped,
-                self.destination,
+                stats.failed_spans,
+                self._counters(),
             )
         if self._spool is not None:
             files, spans_left, _ = self._spool.backlog()
@@ -409,16 +555,46 @@ class DeliveryExporter(SpanExporter):
                     self._spool.directory,
                 )
             self._spool.release()
+        try:
+            self._sender.close()
+        except Exception as error:  # a broken sender must not break shutdown
+            logger.warning("promptrecorder: closing the sender for %s failed: %s", self.destination, error)
 
-    def _give_up(self, spans: Sequence[ReadableSpan], reason: str) -> None:
+    def after_fork_in_child(self) -> None:
+        """In a forked child: counters, locks and tallies of its own; a sender of its own."""
+        self._init_state()
+        if self._rebuild_sender is not None:
+            # The parent's connections are the parent's: never write to its sockets.
+            self._sender = self._rebuild_sender()
         if self._drain is not None:
-            # Spooled, they are re-sent by the next process. An export still in flight might
-            # yet be accepted: then the collector sees it twice (documented), never zero times.
-            self._drain.to_spool(spans)
-        else:
-            self._lose(spans, reason)
+            self._drain.after_fork_in_child()
 
-    def _move_overflow_at_close(self) -> None:
-        spans = self._drain.take_overflow() if self._drain is not None else []
-        if spans:
-            self._give_up(spans, "overflowed the queue at shutdown")
+
+class ExporterSender:
+    """An ``OtlpSender`` over an application's own ``SpanExporter`` (``configure(exporter=...)``).
+
+    The request is decoded back to spans (``otlp_codec.decode_batch``) and handed to the
+    exporter's ``export``. A ``FAILURE`` says nothing about why, so it is treated as
+    transient (spooled when there is a spool); the exporter does its own retrying, so
+    delivery does not retry it. Batches are bounded in bytes as for the OTLP senders.
+    """
+
+    protocol = "exporter"
+
+    def __init__(self, exporter: SpanExporter) -> None:
+        self.exporter = exporter
+        self.destination = type(exporter).__name__
+
+    def send(self, body: bytes, timeout: float) -> SendResult:
+        from promptrecorder.otlp_codec import decode_batch  # protobuf loads only for this path
+
+        try:
+            result = self.exporter.export(decode_batch(body))
+        except Exception as error:  # an exporter bug is a failed export, not a dead worker
+            return SendResult(False, True, False, f"{type(error).__name__}: {error}")
+        if result is SpanExportResult.SUCCESS:
+            return SendResult(True, False, False, "accepted")
+        return SendResult(False, True, False, f"{self.destination} reported a failure")
+
+    def close(self) -> None:
+        self.exporter.shutdown()

@@ -127,3 +127,9 @@ def settle_spooled(counts: dict[Tally, int], outcome: str) -> None:
         for tally, count in counts.items():
             tally.spooled -= count
             setattr(tally, outcome, getattr(tally, outcome) + count)
+
+
+def after_fork_in_child() -> None:
+    """In a forked child: a lock no parent thread can be holding (the notes are kept)."""
+    global _lock
+    _lock = threading.Lock()

@@ -27,13 +27,14 @@ wire type 0 is a varint, 1 is 8 fixed bytes, 2 is a length-prefixed body, 5 is 4
 from __future__ import annotations
 
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanContext
 
 from promptrecorder._diagnostics import warn_once
+from promptrecorder.errors import PromptRecorderError
 
 _pack_double = struct.Struct("<d").pack
 _pack_fixed64 = struct.Struct("<Q").pack
@@ -317,3 +318,136 @@ def _varint(number: int) -> bytes:
         number >>= 7
     out.append(number)
     return bytes(out)
+
+
+# --- reading requests back: splitting a refused request, naming its spans -------------------
+
+
+class MalformedRequestError(PromptRecorderError, ValueError):
+    """Bytes that are not an OTLP ``ExportTraceServiceRequest`` this module can take apart."""
+
+
+def split_request(body: bytes) -> list[tuple[bytes, int]]:
+    """``body`` as two requests of half its spans each (in order), with their span counts.
+
+    A request of one span (or none) comes back whole. Resource and scope fields travel
+    with the spans of their group, so each half is a complete request. Works on the wire
+    bytes: no protobuf objects, no decoding of the spans themselves.
+
+    Raises:
+        MalformedRequestError: ``body`` is not a well-formed request.
+    """
+    groups, spans = _request_spans(body)
+    if len(spans) < 2:
+        return [(body, len(spans))]
+    middle = len(spans) // 2
+    return [
+        (_build_request(groups, spans[:middle]), middle),
+        (_build_request(groups, spans[middle:]), len(spans) - middle),
+    ]
+
+
+def request_span_count(body: bytes) -> int:
+    """How many spans ``body`` (an ``ExportTraceServiceRequest``) carries."""
+    return len(_request_spans(body)[1])
+
+
+def request_span_ids(body: bytes) -> list[tuple[int, int]]:
+    """(trace id, span id) of each span in ``body``, in order."""
+    ids = []
+    for _, _, payload in _request_spans(body)[1]:
+        trace_id = span_id = 0
+        for number, wire, _, start, end in _fields(payload):
+            if wire == 2 and number == 1:
+                trace_id = int.from_bytes(payload[start:end], "big")
+            elif wire == 2 and number == 2:
+                span_id = int.from_bytes(payload[start:end], "big")
+        ids.append((trace_id, span_id))
+    return ids
+
+
+# A group is (ResourceSpans fields other than its scope_spans, [ScopeSpans fields other than spans]).
+_Groups = list[tuple[bytes, list[bytes]]]
+_FlatSpan = tuple[int, int, bytes]  # (resource index, scope index, Span body)
+
+
+def _request_spans(body: bytes) -> tuple[_Groups, list[_FlatSpan]]:
+    groups: _Groups = []
+    spans: list[_FlatSpan] = []
+    try:
+        for number, wire, _, start, end in _fields(body):
+            if number != 1 or wire != 2:  # ExportTraceServiceRequest has resource_spans only
+                continue
+            resource_spans = body[start:end]
+            resource_rest: list[bytes] = []
+            scopes: list[bytes] = []
+            for r_number, r_wire, r_tag, r_start, r_end in _fields(resource_spans):
+                if r_number != 2 or r_wire != 2:
+                    resource_rest.append(resource_spans[r_tag:r_end])
+                    continue
+                scope_spans = resource_spans[r_start:r_end]
+                scope_rest = []
+                for s_number, s_wire, s_tag, s_start, s_end in _fields(scope_spans):
+                    if s_number == 2 and s_wire == 2:
+                        spans.append((len(groups), len(scopes), scope_spans[s_start:s_end]))
+                    else:
+                        scope_rest.append(scope_spans[s_tag:s_end])
+                scopes.append(b"".join(scope_rest))
+            groups.append((b"".join(resource_rest), scopes))
+    except (IndexError, ValueError) as error:
+        raise MalformedRequestError(f"it is not an OTLP trace request: {error}") from None
+    return groups, spans
+
+
+def _build_request(groups: _Groups, spans: Sequence[_FlatSpan]) -> bytes:
+    request: list[bytes] = []
+    index = 0
+    while index < len(spans):
+        resource_index = spans[index][0]
+        resource_rest, scopes = groups[resource_index]
+        parts = [resource_rest]
+        while index < len(spans) and spans[index][0] == resource_index:
+            scope_index = spans[index][1]
+            scope_parts = [scopes[scope_index]]
+            while index < len(spans) and spans[index][:2] == (resource_index, scope_index):
+                scope_parts.append(_field(b"\x12", spans[index][2]))
+                index += 1
+            parts.append(_field(b"\x12", b"".join(scope_parts)))
+        request.append(_field(b"\x0a", b"".join(parts)))
+    return b"".join(request)
+
+
+def _fields(data: bytes) -> Iterator[tuple[int, int, int, int, int]]:
+    """Each field of a message: (number, wire type, tag offset, value offset, end offset)."""
+    position, size = 0, len(data)
+    while position < size:
+        tag_at = position
+        key, position = _read_varint(data, position)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            start = position
+            _, position = _read_varint(data, position)
+        elif wire == 2:
+            length, start = _read_varint(data, position)
+            position = start + length
+        elif wire in (1, 5):
+            start = position
+            position += 8 if wire == 1 else 4
+        else:
+            raise ValueError(f"unsupported wire type {wire} at byte {tag_at}")
+        if position > size:
+            raise ValueError(f"a field at byte {tag_at} runs past the end")
+        yield number, wire, tag_at, start, position
+
+
+def _read_varint(data: bytes, position: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        byte = data[position]
+        position += 1
+        result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return result, position
+        shift += 7
+        if shift > 63:
+            raise ValueError("a varint longer than 10 bytes")

@@ -42,6 +42,11 @@ PROMPTRECORDER_DEMO_MODEL: Final = "PROMPTRECORDER_DEMO_MODEL"
 DEFAULT_DEMO_MODEL: Final = "gpt-4o-mini"
 PROMPTRECORDER_SPOOL_DIR: Final = "PROMPTRECORDER_SPOOL_DIR"
 PROMPTRECORDER_SPOOL_MAX_BYTES: Final = "PROMPTRECORDER_SPOOL_MAX_BYTES"
+PROMPTRECORDER_MAX_REQUEST_BYTES: Final = "PROMPTRECORDER_MAX_REQUEST_BYTES"
+PROMPTRECORDER_MAX_QUEUE_BYTES: Final = "PROMPTRECORDER_MAX_QUEUE_BYTES"
+OTEL_BSP_MAX_QUEUE_SIZE: Final = "OTEL_BSP_MAX_QUEUE_SIZE"
+OTEL_BSP_MAX_EXPORT_BATCH_SIZE: Final = "OTEL_BSP_MAX_EXPORT_BATCH_SIZE"
+OTEL_BSP_SCHEDULE_DELAY: Final = "OTEL_BSP_SCHEDULE_DELAY"
 PROMPTRECORDER_MAX_SPAN_BYTES: Final = "PROMPTRECORDER_MAX_SPAN_BYTES"
 # The most bytes of OTLP one span of a recorder carries before its pairs continue on a
 # segment span: 1 MiB, a quarter of a stock gRPC receiver's 4 MiB message limit.
@@ -49,6 +54,13 @@ DEFAULT_MAX_SPAN_BYTES: Final = 1024 * 1024
 
 # The most disk a spool may use unless told otherwise: 256 MiB.
 DEFAULT_SPOOL_MAX_BYTES: Final = 256 * 1024 * 1024
+
+# The most bytes one export request carries unless told otherwise: 4 MiB - 64 KiB. A stock
+# Collector and Jaeger accept it over both protocols (gRPC: 4 MiB per message; the
+# Collector's HTTP receiver: 20 MiB per body); the 64 KiB leave room for a proxy's framing.
+DEFAULT_MAX_REQUEST_BYTES: Final = 4 * 1024 * 1024 - 64 * 1024
+# The most bytes of encoded spans waiting to be sent: 64 MiB.
+DEFAULT_MAX_QUEUE_BYTES: Final = 64 * 1024 * 1024
 
 # name -> (default, what it does). The table the README's configuration reference follows.
 ENVIRONMENT: Final[dict[str, tuple[str | None, str]]] = {
@@ -105,6 +117,19 @@ ENVIRONMENT: Final[dict[str, tuple[str | None, str]]] = {
         str(DEFAULT_SPOOL_MAX_BYTES),
         "the most disk the spool may use, in bytes (256 MiB); the newest batches are dropped beyond it",
     ),
+    PROMPTRECORDER_MAX_REQUEST_BYTES: (
+        str(DEFAULT_MAX_REQUEST_BYTES),
+        "the most bytes one export request carries (4 MiB - 64 KiB: a stock Collector and Jaeger "
+        "take it over gRPC and HTTP); a single larger span is sent alone",
+    ),
+    PROMPTRECORDER_MAX_QUEUE_BYTES: (
+        str(DEFAULT_MAX_QUEUE_BYTES),
+        "the most bytes of spans waiting to be sent (64 MiB); beyond it spans go to the spool, or are "
+        "dropped and counted",
+    ),
+    OTEL_BSP_MAX_QUEUE_SIZE: ("2048", "the most spans waiting to be sent"),
+    OTEL_BSP_MAX_EXPORT_BATCH_SIZE: ("512", "the most spans in one export request"),
+    OTEL_BSP_SCHEDULE_DELAY: ("5000", "milliseconds between exports when no batch is full"),
     OPENAI_API_KEY: (
         None,
         "read by openai clients the bots build; set, `promptrecorder demo` uses a real model",
@@ -124,6 +149,8 @@ DEFAULT_HTTP_ENDPOINT: Final = "http://localhost:4318"
 HTTP_TRACES_PATH: Final = "/v1/traces"
 # How long process exit (or shutdown()) waits for spans still queued for delivery.
 DEFAULT_SHUTDOWN_TIMEOUT_S: Final = 5.0
+# How long one export attempt may take when neither configure(timeout=) nor a variable says.
+DEFAULT_EXPORT_TIMEOUT_S: Final = 10.0
 
 
 def env(name: str) -> str | None:

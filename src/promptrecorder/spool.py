@@ -6,8 +6,10 @@ replayed by hand (``curl --data-binary @FILE -H 'Content-Type: application/x-pro
 http://collector:4318/v1/traces``) or read by any OTLP tool. The name carries what is needed
 to keep order and to trust the content::
 
-    00000000000000000042-512-1c291ca3.otlp
-    └ sequence number    └ spans └ CRC-32 of the content
+    00000000000000000042-p4711-512-1c291ca3.otlp
+    └ sequence number    └ pid └ spans └ CRC-32 of the content
+
+(Files an earlier release wrote, without the ``p<pid>`` part, are read as well.)
 
 * **Order.** Sequence numbers only grow; at start the next one is one past the largest
   found in the directory, so a restarted process appends behind what an earlier one left.
@@ -19,10 +21,17 @@ to keep order and to trust the content::
   renamed to ``<name>.corrupt``, said once in the log, counted, and skipped.
 * **Bound.** The files may take at most ``max_bytes``. A batch that does not fit is
   dropped (the newest, see ``Spool.append``), counted, and said once per episode.
+* **Refusals.** A file the collector refuses for good (after splitting, for a refusal a
+  smaller request may pass) is renamed ``<name>.rejected``, counted and said once: the files
+  behind it flow. ``.corrupt`` and ``.rejected`` files stay for a person to look at.
 * **One process per directory.** An exclusive ``flock`` on ``.lock`` keeps two processes from
-  re-sending the same files; the OS releases it when the process dies, even by SIGKILL.
-
-Files are created ``0600`` and the directory ``0700``: spans carry prompts and responses.
+  re-sending the same files; the OS releases it when the process dies, even by SIGKILL. A
+  child forked from the process shares the lock; it writes files under its own pid and
+  re-sends only those (``after_fork_in_child``), so parent and child never collide.
+* **Trust.** Spans carry prompts and responses, and the files are sent with the
+  application's credentials: a directory other users can write, or that another user owns,
+  is refused with a sentence saying how to fix it; the directory is created ``0700``, files
+  ``0600``, and every file (the lock included) is opened without following symlinks.
 
 Threading contract: every method may be called from any thread; appends, removals and
 the listing are serialised by one lock.
@@ -46,8 +55,10 @@ try:
 except ImportError:  # pragma: no cover - not POSIX: no cross-process lock (documented)
     fcntl = None  # type: ignore[assignment]
 
-_NAME = re.compile(r"^(\d{20})-(\d+)-([0-9a-f]{8})\.otlp$")
-_CORRUPT = re.compile(r"^(\d{20})-\d+-[0-9a-f]{8}\.otlp\.corrupt$")
+_NAME = re.compile(r"^(\d{20})-(?:p\d+-)?(\d+)-([0-9a-f]{8})\.otlp$")
+_SET_ASIDE = re.compile(r"^(\d{20})-.*\.otlp(?:\.\d+)?\.(?:corrupt|rejected)$")
+# No symlink is followed when a spool file is opened (O_NOFOLLOW is POSIX; 0 elsewhere).
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 _TMP_PREFIX = ".tmp-"
 _LOCK_NAME = ".lock"
 
@@ -101,6 +112,8 @@ class Spool:
         self.dropped_spans = 0  # spans that did not fit (bound or disk error)
         self.quarantined_files = 0
         self.quarantined_spans = 0
+        self.rejected_files = 0
+        self.rejected_spans = 0
         self._full_since_drop: int | None = None  # spans dropped in the current "full" episode
 
     # --- opening and closing ------------------------------------------------------------
@@ -138,7 +151,9 @@ class Spool:
     def _open_directory(self) -> None:
         try:
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            lock_file = open(self.directory / _LOCK_NAME, "ab")  # noqa: SIM115 - held open for the lock's lifetime
+            _check_trust(self.directory)
+            descriptor = os.open(self.directory / _LOCK_NAME, os.O_RDWR | os.O_CREAT | _NOFOLLOW, 0o600)
+            lock_file = os.fdopen(descriptor, "r+b")  # held open for the lock's lifetime
         except OSError as error:
             raise SpoolUnavailableError(f"cannot use {self.directory} as a spool: {error}") from None
         if fcntl is not None:
@@ -170,13 +185,13 @@ class Spool:
                 _unlink_quietly(Path(item.path))
                 continue
             match = _NAME.match(item.name)
-            if match:
+            if match and not item.is_symlink():  # a planted link is never read
                 entry = SpoolEntry(int(match[1]), int(match[2]), item.stat().st_size, item.name)
                 entries.append(entry)
                 highest = max(highest, entry.seq)
-            elif corrupt := _CORRUPT.match(item.name):
-                highest = max(highest, int(corrupt[1]))
-        entries.sort(key=lambda entry: entry.seq)
+            elif set_aside := _SET_ASIDE.match(item.name):
+                highest = max(highest, int(set_aside[1]))
+        entries.sort(key=lambda entry: (entry.seq, entry.name))
         self._entries = entries
         self._bytes = sum(entry.size for entry in entries)
         self._next_seq = highest + 1
@@ -198,7 +213,7 @@ class Spool:
                 self._drop(spans, f"it is full ({self._bytes} of {self.max_bytes} bytes)")
                 return None
             seq = self._next_seq
-            name = f"{seq:020d}-{spans}-{zlib.crc32(payload):08x}.otlp"
+            name = _file_name(seq, spans, payload)
             try:
                 _write_atomically(self.directory, name, payload)
             except OSError as error:
@@ -244,7 +259,7 @@ class Spool:
         """
         match = _NAME.match(entry.name)
         try:
-            payload = (self.directory / entry.name).read_bytes()
+            payload = _read_no_follow(self.directory / entry.name)
         except OSError as error:
             raise CorruptSpoolFileError(f"cannot read it: {error}") from None
         if match is None or f"{zlib.crc32(payload):08x}" != match[3]:
@@ -276,6 +291,74 @@ class Spool:
             entry.name,
         )
 
+    def rewrite(self, entry: SpoolEntry, payload: bytes, spans: int) -> SpoolEntry | None:
+        """Replace a batch of which part was delivered by what is left of it, in its place.
+
+        Returns the new entry (same sequence number, so the same place in the order), or
+        None when the file could not be written (the old one is then kept as it was).
+        """
+        name = _file_name(entry.seq, spans, payload)
+        try:
+            _write_atomically(self.directory, name, payload)
+        except OSError as error:
+            logger.warning("promptrecorder: could not rewrite the spooled batch %s: %s", entry.name, error)
+            return None
+        new = SpoolEntry(entry.seq, spans, len(payload), name, entry.tag)
+        with self._lock:
+            if entry in self._entries:
+                self._entries[self._entries.index(entry)] = new
+                self._bytes += new.size - entry.size
+        if name != entry.name:
+            _unlink_quietly(self.directory / entry.name)
+        return new
+
+    def set_aside(self, entry: SpoolEntry, why: str) -> Path:
+        """Rename a batch the collector refused for good to ``<name>.rejected`` and count it.
+
+        The caller logs it (once per file). Returns the new path.
+        """
+        self._forget(entry)
+        path = self.directory / entry.name
+        target = path.with_name(entry.name + ".rejected")
+        try:
+            path.rename(target)
+        except OSError:
+            _unlink_quietly(path)
+        with self._lock:
+            self.rejected_files += 1
+            self.rejected_spans += entry.spans
+        return target
+
+    def keep_rejected(self, entry: SpoolEntry, part: int, payload: bytes, spans: int) -> Path:
+        """Write a refused part of a batch beside it, as ``<name>.<part>.rejected``, and count it."""
+        name = f"{entry.name}.{part}.rejected"
+        try:
+            _write_atomically(self.directory, name, payload)
+        except OSError as error:
+            logger.warning("promptrecorder: could not keep the refused span as %s: %s", name, error)
+        with self._lock:
+            self.rejected_spans += spans
+        return self.directory / name
+
+    def after_fork_in_child(self) -> None:
+        """In a forked child: fresh locks, and none of the parent's files (they are the parent's).
+
+        The child shares the parent's ``flock`` (the same open file); its files carry its own
+        pid, so the two never write or re-send the same file.
+        """
+        self._lock = threading.Lock()
+        self.draining = threading.Lock()
+        self._entries = []
+        self._bytes = 0
+        self.dropped_spans = self.quarantined_files = self.quarantined_spans = 0
+        self.rejected_files = self.rejected_spans = 0
+        self._full_since_drop = None
+
+    @classmethod
+    def reset_registry_after_fork(cls) -> None:
+        """In a forked child: a registry lock no parent thread can be holding."""
+        cls._open_lock = threading.Lock()
+
     def _forget(self, entry: SpoolEntry) -> None:
         with self._lock:
             if entry in self._entries:
@@ -292,9 +375,38 @@ class Spool:
             return len(self._entries)
 
 
+def _file_name(seq: int, spans: int, payload: bytes) -> str:
+    return f"{seq:020d}-p{os.getpid()}-{spans}-{zlib.crc32(payload):08x}.otlp"
+
+
+def _check_trust(directory: Path) -> None:
+    """Refuse a spool directory another user could plant files in or read from."""
+    status = directory.stat()
+    uid = os.geteuid() if hasattr(os, "geteuid") else None
+    if uid is not None and status.st_uid != uid:
+        raise SpoolUnavailableError(
+            f"the spool directory {directory} belongs to another user (uid {status.st_uid}, this "
+            f"process runs as uid {uid}); give this process a directory of its own, or run "
+            f"`chown {uid} {directory}`"
+        )
+    if status.st_mode & 0o022:
+        raise SpoolUnavailableError(
+            f"the spool directory {directory} can be written by other users (mode "
+            f"{status.st_mode & 0o777:o}), who could plant batches that would be sent with this "
+            f"application's credentials; make it private with `chmod 700 {directory}`"
+        )
+
+
+def _read_no_follow(path: Path) -> bytes:
+    descriptor = os.open(path, os.O_RDONLY | _NOFOLLOW)
+    with os.fdopen(descriptor, "rb") as file:
+        return file.read()
+
+
 def _write_atomically(directory: Path, name: str, payload: bytes) -> None:
     temporary = directory / f"{_TMP_PREFIX}{name}"
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    _unlink_quietly(temporary)  # O_EXCL below: no file, and no link, may be there first
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600)
     try:
         with os.fdopen(descriptor, "wb") as file:
             file.write(payload)

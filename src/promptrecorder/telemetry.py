@@ -10,7 +10,6 @@ a collector without restarting.
 from __future__ import annotations
 
 import atexit
-import inspect
 import os
 import threading
 import time
@@ -25,21 +24,29 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace import Span as SDKSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
 
-from promptrecorder import ledger, settings
+from promptrecorder import _diagnostics, delivery_processor, ledger, otlp_send, settings
 from promptrecorder._diagnostics import logger, warn_once
 from promptrecorder.console import CompactConsoleExporter
-from promptrecorder.delivery import DeliveryExporter, DeliveryStats
+from promptrecorder.credentials import mask_url
+from promptrecorder.delivery import Delivery, DeliveryStats, ExporterSender
 from promptrecorder.delivery_processor import DeliveryProcessor
+from promptrecorder.otlp_send import OtlpSender
+from promptrecorder.otlp_send import resolve_protocol as resolve_protocol  # for promptrecorder.check
 from promptrecorder.spool import Spool, SpoolUnavailableError
 
 
 @dataclass
 class _Pipeline:
-    """What one configure() call built: the processors and where they send spans."""
+    """What one configure() call built: the processors and where they send spans.
+
+    ``stopped``: ``shutdown()`` stopped it; spans that end afterwards are counted as
+    dropped and said once, until ``configure()`` builds a new pipeline.
+    """
 
     processors: list[SpanProcessor] = field(default_factory=list)
-    deliveries: list[DeliveryExporter] = field(default_factory=list)
+    deliveries: list[Delivery] = field(default_factory=list)
     destinations: list[str] = field(default_factory=list)
+    stopped: bool = False
 
 
 class _SwitchableProcessor(SpanProcessor):
@@ -56,6 +63,8 @@ class _SwitchableProcessor(SpanProcessor):
         pipeline = self.pipeline
         if pipeline.deliveries and span.context is not None:
             ledger.note_start(span.context.span_id)
+        if pipeline.stopped:
+            return
         for processor in pipeline.processors:
             processor.on_start(span, parent_context)  # type: ignore[arg-type]
 
@@ -68,6 +77,17 @@ class _SwitchableProcessor(SpanProcessor):
             if tally is not None:
                 for delivery in deliveries:
                     delivery.track(context.span_id, tally)
+        if pipeline.stopped:
+            if context is not None and context.trace_flags.sampled:
+                for delivery in pipeline.deliveries:
+                    delivery.after_shutdown(context.span_id)  # counted, said once
+                if pipeline.destinations and not pipeline.deliveries:
+                    warn_once(
+                        "ended-after-shutdown",
+                        "promptrecorder: a span ended after shutdown(); it is not exported. Call "
+                        "promptrecorder.configure() again to resume.",
+                    )
+            return
         for processor in pipeline.processors:
             processor.on_end(span)
 
@@ -102,6 +122,7 @@ def configure(
     shutdown_timeout: float = settings.DEFAULT_SHUTDOWN_TIMEOUT_S,
     spool_dir: str | os.PathLike[str] | None = None,
     spool_max_bytes: int | None = None,
+    max_request_bytes: int | None = None,
 ) -> trace.TracerProvider | None:
     """Send recorded prompts to an OTLP collector (or the console), honouring ``OTEL_*``.
 
@@ -109,8 +130,10 @@ def configure(
         >>> configure(service_name="support-bot", endpoint="http://localhost:4317", protocol="grpc")  # doctest: +SKIP
 
     Every argument left as ``None`` falls back to the standard variable (see
-    ``promptrecorder.settings.ENVIRONMENT``), then to the OpenTelemetry default. Spans go
-    through a ``BatchSpanProcessor``, so recording never waits on the network.
+    ``promptrecorder.settings.ENVIRONMENT``), then to the OpenTelemetry default. Spans are
+    queued as their OTLP bytes and sent by a background thread in requests bounded in spans
+    and in bytes (``promptrecorder.delivery_processor``), so recording never waits on the
+    network and no request is too big for a stock receiver.
 
     Args:
         service_name: the resource's ``service.name`` (``OTEL_SERVICE_NAME``).
@@ -118,9 +141,12 @@ def configure(
             unless it already ends with it.
         protocol: ``"grpc"`` or ``"http/protobuf"`` (``OTEL_EXPORTER_OTLP_PROTOCOL``).
         exporter: ``"otlp"``, ``"console"``, ``"none"``, a list of those, or a
-            ``SpanExporter`` instance (``OTEL_TRACES_EXPORTER``).
+            ``SpanExporter`` instance (``OTEL_TRACES_EXPORTER``). An exporter instance gets
+            the same queue, byte-bounded batches, counting and spool as the OTLP senders
+            (its batches are decoded back to spans for it); it does its own retrying.
         headers: headers for every export, as a dict or ``"k=v,k2=v2"``.
-        timeout: seconds one export may take (``OTEL_EXPORTER_OTLP_TIMEOUT``).
+        timeout: seconds one export attempt may take (``OTEL_EXPORTER_OTLP_TIMEOUT``);
+            transient failures are retried with back-off within it.
         resource_attributes: more resource attributes (merged over ``OTEL_RESOURCE_ATTRIBUTES``).
         shutdown_timeout: the most seconds process exit, or ``shutdown()``, waits for spans
             still queued; what is not delivered by then is counted and reported (or, with a
@@ -128,9 +154,14 @@ def configure(
         spool_dir: a directory where spans that cannot be delivered are kept, as OTLP, and
             re-sent in order when the collector answers again, also by a later process
             configured with the same directory (``PROMPTRECORDER_SPOOL_DIR``). One process
-            per directory. ``None``: no spool; undelivered spans are counted and reported.
+            per directory (and its forked children); it must be private to this user.
+            ``None``: no spool; undelivered spans are counted and reported.
         spool_max_bytes: the most disk the spool may use (``PROMPTRECORDER_SPOOL_MAX_BYTES``,
             default 256 MiB); beyond it the newest batches are dropped, counted and reported.
+        max_request_bytes: the most bytes one export request may carry
+            (``PROMPTRECORDER_MAX_REQUEST_BYTES``, default 4 MiB - 64 KiB, which a stock
+            Collector and Jaeger accept over gRPC and HTTP). A single span larger than this
+            is sent alone.
 
     Returns:
         The TracerProvider recorders will use: the application's own when it already set
@@ -147,7 +178,8 @@ def configure(
         )
         return None
     spool = _spool_settings(spool_dir, spool_max_bytes)
-    pipeline = _build_pipeline(endpoint, protocol, exporter, _parse_headers(headers), timeout, spool)
+    limits = _Limits.resolve(max_request_bytes)
+    pipeline = _build_pipeline(endpoint, protocol, exporter, _parse_headers(headers), timeout, spool, limits)
     with _lock:
         if _state is None:
             current = trace.get_tracer_provider()
@@ -187,13 +219,17 @@ def configure(
 
 
 def destinations() -> list[str]:
-    """Where configure() currently sends spans, for people and log lines."""
+    """Where configure() currently sends spans, for people and log lines (credentials masked)."""
     with _lock:
         return [] if _state is None else list(_state.switch.pipeline.destinations)
 
 
 def delivery_stats() -> list[DeliveryStats]:
-    """Delivery counters of each exporter configure() built, in the order of ``destinations()``."""
+    """Delivery counters of each destination configure() built, in the order of ``destinations()``.
+
+    After ``shutdown()`` they stay readable (spans ending then count as
+    ``shutdown_dropped_spans``) until the next ``configure()``.
+    """
     with _lock:
         deliveries = [] if _state is None else list(_state.switch.pipeline.deliveries)
     return [delivery.stats() for delivery in deliveries]
@@ -202,12 +238,12 @@ def delivery_stats() -> list[DeliveryStats]:
 def flush(timeout: float = settings.DEFAULT_SHUTDOWN_TIMEOUT_S) -> bool:
     """Export every finished span now; True when all of them were delivered.
 
-    False when a span was lost (failed, or dropped by a full queue or spool) since the
-    previous ``flush()``, or since ``configure()`` for the first one. With a spool, it
-    also waits, within ``timeout``, for the spool to be re-sent: spans spooled but not yet
-    re-sent when the time is up make it False too (they are not lost: they wait on disk).
-    Works on the provider configure() created, or on the application's own SDK provider.
-    Never raises: a failure is logged and reported as False.
+    False when a span was lost (failed, refused, dropped by a full queue or spool, or ended
+    after ``shutdown()``) since the previous ``flush()``, or since ``configure()`` for the
+    first one. With a spool, it also waits, within ``timeout``, for the spool to be
+    re-sent: spans spooled but not yet re-sent when the time is up make it False too (they
+    are not lost: they wait on disk). Works on the provider configure() created, or on the
+    application's own SDK provider. Never raises: a failure is logged and reported as False.
 
     Example:
         >>> if not promptrecorder.flush(timeout=10):  # doctest: +SKIP
@@ -229,8 +265,8 @@ def flush(timeout: float = settings.DEFAULT_SHUTDOWN_TIMEOUT_S) -> bool:
             logger.warning("promptrecorder: flush failed: %s", error)
             outcome.append(False)
 
-    # The SDK's batch processor ignores force_flush's timeout (opentelemetry-python#4568),
-    # so the wait is bounded here; an unfinished flush carries on in the background.
+    # An application's own provider may carry the SDK's batch processor, which ignores
+    # force_flush's timeout (opentelemetry-python#4568): the wait is bounded here.
     worker = threading.Thread(target=run, name="promptrecorder-flush", daemon=True)
     worker.start()
     worker.join(timeout)
@@ -245,47 +281,97 @@ def flush(timeout: float = settings.DEFAULT_SHUTDOWN_TIMEOUT_S) -> bool:
 def shutdown(timeout: float | None = None) -> None:
     """Flush and stop the exporters configure() set up, waiting at most ``timeout`` seconds.
 
-    Registered to run at interpreter exit. Calling it more than once is harmless; a later
-    configure() sets exporting up again.
+    Registered to run at interpreter exit. Calling it more than once is harmless. Spans that
+    end afterwards are not exported: they are counted (``shutdown_dropped_spans``), warned
+    about once, and make ``flush()`` False; a later ``configure()`` sets exporting up again.
     """
     with _lock:
         if _state is None or _state.is_shut_down:
             return
         _state.is_shut_down = True
-        pipeline, _state.switch.pipeline = _state.switch.pipeline, _Pipeline()
+        pipeline = _state.switch.pipeline
+        pipeline.stopped = True
         wait = _state.shutdown_timeout if timeout is None else timeout
     _stop_pipeline(pipeline, wait)
 
 
 def _stop_pipeline(pipeline: _Pipeline, timeout: float) -> None:
+    """Stop every processor within ``timeout`` seconds in all (each gets what is left)."""
     deadline = time.monotonic() + timeout
     for delivery in pipeline.deliveries:
         delivery.begin_shutdown()
     for processor in pipeline.processors:
-        left: list[ReadableSpan] = []
+        left = max(0.0, deadline - time.monotonic())
         try:
-            left = _shutdown_processor(processor, max(0.0, deadline - time.monotonic()))
+            if isinstance(processor, DeliveryProcessor):
+                processor.shutdown(timeout_millis=left * 1000)
+            else:
+                processor.shutdown()
         except Exception as error:  # a broken exporter must not break shutdown of the others
             logger.warning("promptrecorder: an exporter failed to shut down: %s", error)
-        if isinstance(processor, DeliveryProcessor):
-            # Counts (or spools) what was left, reports, and releases the spool.
-            processor.delivery.abandon(left)
 
 
-def _shutdown_processor(processor: SpanProcessor, timeout: float) -> list[ReadableSpan]:
-    """Shut ``processor`` down within ``timeout``; return the spans it had to leave behind."""
-    # BatchSpanProcessor.shutdown() waits up to 30 s; the batcher inside it takes a timeout
-    # but the SDK does not pass one through, so reach it where it exists (SDK >= 1.34).
-    batcher = getattr(processor, "_batch_processor", None)
-    shutdown_batcher = getattr(batcher, "shutdown", None)
-    if shutdown_batcher is None or "timeout_millis" not in inspect.signature(shutdown_batcher).parameters:
-        processor.shutdown()
-        return []
-    shutdown_batcher(timeout_millis=int(timeout * 1000))
-    return processor.queued() if isinstance(processor, DeliveryProcessor) else []
+def _after_fork_in_child() -> None:
+    """In a forked child: locks no parent thread can hold, and a pipeline of its own."""
+    global _lock
+    _lock = threading.Lock()
+    _diagnostics.after_fork_in_child()
+    ledger.after_fork_in_child()
+    Spool.reset_registry_after_fork()
+    delivery_processor.after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 # --- building the pipeline --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Limits:
+    """The queue and batch bounds, from ``OTEL_BSP_*`` and ``PROMPTRECORDER_MAX_*_BYTES``."""
+
+    max_queue_spans: int
+    max_queue_bytes: int
+    max_batch_spans: int
+    max_request_bytes: int
+    schedule_delay_s: float
+
+    @classmethod
+    def resolve(cls, max_request_bytes: int | None) -> _Limits:
+        if max_request_bytes is None:
+            max_request_bytes = _env_int(settings.PROMPTRECORDER_MAX_REQUEST_BYTES, "bytes")
+        elif (
+            isinstance(max_request_bytes, bool)
+            or not isinstance(max_request_bytes, int)
+            or max_request_bytes < 1
+        ):
+            raise ValueError(f"`max_request_bytes` must be a positive int (bytes), got {max_request_bytes!r}")
+        queue_spans = _env_int(settings.OTEL_BSP_MAX_QUEUE_SIZE, "spans")
+        batch_spans = _env_int(settings.OTEL_BSP_MAX_EXPORT_BATCH_SIZE, "spans")
+        return cls(
+            max_queue_spans=queue_spans,
+            max_queue_bytes=max(
+                _env_int(settings.PROMPTRECORDER_MAX_QUEUE_BYTES, "bytes"), max_request_bytes
+            ),
+            max_batch_spans=min(batch_spans, queue_spans),  # as the SDK's processor
+            max_request_bytes=max_request_bytes,
+            schedule_delay_s=_env_int(settings.OTEL_BSP_SCHEDULE_DELAY, "milliseconds") / 1000,
+        )
+
+
+def _env_int(name: str, unit: str) -> int:
+    """A positive whole number from the variable ``name``, else its default in ``settings``."""
+    raw = settings.env(name)
+    default = settings.ENVIRONMENT[name][0]
+    try:
+        value = int(raw if raw is not None else str(default))
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"{name} must be a positive whole number of {unit}, got {raw!r}")
+    return value
 
 
 def _build_pipeline(
@@ -294,24 +380,46 @@ def _build_pipeline(
     exporter: str | Sequence[str] | SpanExporter | None,
     headers: dict[str, str] | None,
     timeout: float | None,
-    spool: tuple[str, int] | None = None,
+    spool: tuple[str, int] | None,
+    limits: _Limits,
 ) -> _Pipeline:
     pipeline = _Pipeline()
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0
+    ):
+        raise ValueError(f"`timeout` must be a positive number of seconds, got {timeout!r}")
     if isinstance(exporter, SpanExporter):
-        _add_delivery(pipeline, exporter, type(exporter).__name__, spool)
+        sender = ExporterSender(exporter)
+        export_timeout = float(timeout or settings.DEFAULT_EXPORT_TIMEOUT_S)
+        _add_delivery(pipeline, sender, sender.destination, spool, limits, export_timeout, retry=False)
         return pipeline
     for name in _exporter_names(exporter):
         if name == "console":
             pipeline.processors.append(SimpleSpanProcessor(CompactConsoleExporter()))
             pipeline.destinations.append("the console")
         elif name == "otlp":
-            otlp, destination = _otlp_exporter(endpoint, protocol, headers, timeout)
-            _add_delivery(pipeline, otlp, destination, spool)
+
+            def build(chosen: str | None = protocol) -> OtlpSender:
+                return otlp_send.build_sender(chosen, endpoint, headers, timeout)
+
+            otlp = build()
+            kind = "OTLP/gRPC" if otlp.protocol == "grpc" else "OTLP/HTTP"
+            export_timeout = float(getattr(otlp, "timeout", None) or settings.DEFAULT_EXPORT_TIMEOUT_S)
+            destination = f"{mask_url(otlp.destination)} ({kind})"
+            _add_delivery(pipeline, otlp, destination, spool, limits, export_timeout, rebuild=build)
     return pipeline
 
 
 def _add_delivery(
-    pipeline: _Pipeline, exporter: SpanExporter, destination: str, spool: tuple[str, int] | None
+    pipeline: _Pipeline,
+    sender: OtlpSender,
+    destination: str,
+    spool: tuple[str, int] | None,
+    limits: _Limits,
+    export_timeout: float,
+    *,
+    retry: bool = True,
+    rebuild: Any = None,
 ) -> None:
     opened = None
     if spool is not None:
@@ -323,9 +431,25 @@ def _add_delivery(
                 "promptrecorder: %s; spans that cannot be delivered will be counted and reported, not spooled",
                 error,
             )
-    delivery = DeliveryExporter(exporter, destination, opened)
-    encode_at_end = getattr(exporter, "takes_encoded_spans", False) is True
-    pipeline.processors.append(DeliveryProcessor(delivery, encode_at_end=encode_at_end))
+    delivery = Delivery(
+        sender,
+        destination,
+        opened,
+        export_timeout=export_timeout,
+        retry=retry,
+        rebuild_sender=rebuild,
+        max_request_bytes=limits.max_request_bytes,
+    )
+    pipeline.processors.append(
+        DeliveryProcessor(
+            delivery,
+            max_queue_spans=limits.max_queue_spans,
+            max_queue_bytes=limits.max_queue_bytes,
+            max_batch_spans=limits.max_batch_spans,
+            max_request_bytes=limits.max_request_bytes,
+            schedule_delay_s=limits.schedule_delay_s,
+        )
+    )
     pipeline.deliveries.append(delivery)
     pipeline.destinations.append(destination)
 
@@ -375,75 +499,15 @@ def _exporter_names(exporter: str | Sequence[str] | None) -> list[str]:
     return [] if "none" in cleaned else list(dict.fromkeys(cleaned))
 
 
-def _otlp_exporter(
-    endpoint: str | None, protocol: str | None, headers: dict[str, str] | None, timeout: float | None
-) -> tuple[SpanExporter, str]:
-    chosen = resolve_protocol(protocol)
-    if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
-        raise ValueError(f"`timeout` must be a positive number of seconds, got {timeout!r}")
-    url = resolve_endpoint(endpoint, chosen)
-    # The exporters (protobuf, grpc, requests) load when a pipeline is built, not at import.
-    from promptrecorder.otlp_exporters import HttpSpanExporter, grpc_exporter
-
-    if chosen == "grpc":
-        return grpc_exporter(endpoint=url, headers=headers, timeout=timeout), f"{url} (OTLP/gRPC)"
-    return (
-        HttpSpanExporter(endpoint=url, headers=headers, timeout=timeout, session=_otlp_session()),
-        f"{url} (OTLP/HTTP)",
-    )
-
-
-def _otlp_session() -> requests.Session | None:
-    """A session that keeps the CA bundle the OTLP variables name, when they name one.
-
-    The requests library lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override a session's own
-    CA (psf/requests#3829), so an OTEL_EXPORTER_OTLP_CERTIFICATE would be silently ignored
-    on machines that set either; proxies and other environment settings still apply.
-    """
-    if not (
-        settings.env(settings.OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE)
-        or settings.env(settings.OTEL_EXPORTER_OTLP_CERTIFICATE)
-    ):
-        return None
-    return PinnedCaSession()
-
-
-class PinnedCaSession(requests.Session):
-    """A requests session whose own CA file (set by the OTLP/HTTP exporter from
-    ``OTEL_EXPORTER_OTLP_CERTIFICATE``) is not overridden by the environment's bundle.
-
-    Used by ``configure()`` and by ``promptrecorder check``, so that both trust what the
-    OTLP variables say.
-    """
-
-    def merge_environment_settings(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        merged: dict[str, Any] = super().merge_environment_settings(*args, **kwargs)
-        if isinstance(self.verify, str):
-            merged["verify"] = self.verify
-        return merged
-
-
-def resolve_protocol(protocol: str | None) -> str:
-    """``protocol``, else the traces or general ``OTEL_*`` protocol variable, else the default.
-
-    Raises:
-        ValueError: the chosen protocol is not one of ``settings.PROTOCOLS``.
-    """
-    chosen = (
-        protocol
-        or settings.env(settings.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL)
-        or settings.env(settings.OTEL_EXPORTER_OTLP_PROTOCOL)
-        or settings.DEFAULT_PROTOCOL
-    )
-    if chosen not in settings.PROTOCOLS:
-        raise ValueError(f"`protocol` must be one of {settings.PROTOCOLS}, got {chosen!r}")
-    return chosen
+# --- kept for promptrecorder.check (transport), which resolves as configure() does ---------
 
 
 def resolve_endpoint(endpoint: str | None, protocol: str) -> str:
-    """The traces URL for ``protocol``, by the OTLP exporter specification's rules."""
+    """The traces URL for ``protocol``, by the OTLP exporter specification's rules (``otlp_send``)."""
     if endpoint is not None and (not isinstance(endpoint, str) or "://" not in endpoint):
-        raise ValueError(f"`endpoint` must be a URL such as 'http://localhost:4318', got {endpoint!r}")
+        raise ValueError(
+            f"`endpoint` must be a URL such as 'http://localhost:4318', got {mask_url(endpoint)!r}"
+        )
     if endpoint is None:
         traces = settings.env(settings.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)
         if traces is not None:
@@ -455,17 +519,41 @@ def resolve_endpoint(endpoint: str | None, protocol: str) -> str:
     return base if base.endswith(settings.HTTP_TRACES_PATH) else base + settings.HTTP_TRACES_PATH
 
 
+class PinnedCaSession(requests.Session):
+    """A requests session whose own CA file is not overridden by the environment's bundle.
+
+    Kept for ``promptrecorder.check`` until it sends through ``otlp_send``; configure() no
+    longer uses it.
+    """
+
+    def merge_environment_settings(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        merged: dict[str, Any] = super().merge_environment_settings(*args, **kwargs)
+        if isinstance(self.verify, str):
+            merged["verify"] = self.verify
+        return merged
+
+
 def _parse_headers(headers: Mapping[str, str] | str | None) -> dict[str, str] | None:
+    """Headers from a mapping or ``"k=v,k2=v2"``; no error message ever quotes a value (a token)."""
     if headers is None:
-        return None  # the exporter reads OTEL_EXPORTER_OTLP_(TRACES_)HEADERS itself
+        return None  # the sender reads OTEL_EXPORTER_OTLP_(TRACES_)HEADERS itself
     if isinstance(headers, Mapping):
         return {str(key).lower(): str(value) for key, value in headers.items()}
     if isinstance(headers, str):
         parsed = {}
-        for item in headers.split(","):
+        for number, item in enumerate(headers.split(","), start=1):
             key, sep, value = item.partition("=")
             if not sep or not key.strip():
-                raise ValueError(f"`headers` must be 'key=value,key2=value2', got an item {item!r}")
+                name, colon, _ = item.partition(":")
+                hint = (
+                    f"; write {name.strip()!r} as '{name.strip()}=<value>'"
+                    if colon and name.strip() and " " not in name.strip()
+                    else ""
+                )
+                raise ValueError(
+                    f"`headers` must be 'key=value,key2=value2', got an item (number {number}) "
+                    f"without '=' or without a name{hint}; its value is not shown"
+                )
             parsed[key.strip().lower()] = value.strip()
         return parsed
     raise TypeError(f"`headers` must be a dict or a 'k=v,k2=v2' str, got {type(headers).__name__}")

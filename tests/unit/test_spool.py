@@ -118,7 +118,7 @@ def test_a_write_interrupted_by_a_crash_is_cleaned_up_at_start(spool_dir: Path) 
     (spool_dir / ".tmp-00000000000000000001-1-00000000.otlp").write_bytes(b"half a bat")
     reopened = Spool.acquire(spool_dir, max_bytes=1 << 20)
     try:
-        assert _files(spool_dir) == ["00000000000000000000-1-" + f"{_crc(b'complete')}.otlp"]
+        assert _files(spool_dir) == [f"00000000000000000000-p{os.getpid()}-1-{_crc(b'complete')}.otlp"]
         assert len(reopened) == 1
     finally:
         reopened.release()

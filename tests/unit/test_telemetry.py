@@ -19,11 +19,10 @@ from promptrecorder import (
     configure,
     delivery_stats,
     flush,
-    otlp_exporters,
+    settings,
     shutdown,
     telemetry,
 )
-from promptrecorder.delivery import DeliveryExporter
 from promptrecorder.delivery_processor import DeliveryProcessor
 from promptrecorder.telemetry import destinations, resolve_endpoint
 
@@ -266,31 +265,38 @@ def test_an_outage_is_logged_once_plainly_and_its_recovery_once(caplog: pytest.L
         RuntimeError("socket gone"),
         SpanExportResult.SUCCESS,
     )
-    delivery = DeliveryExporter(inner, "test-collector")
+    configure(exporter=inner)
     with caplog.at_level(logging.WARNING):
-        for _ in range(4):
-            delivery.export([object()] * 5)  # type: ignore[list-item]
+        for batch in range(4):
+            for index in range(5):
+                _record_one(f"b{batch}-{index}")
+            flush(timeout=5)
     warnings = [record for record in caplog.records if record.name == "promptrecorder"]
     assert len(warnings) == 2
-    assert "could not deliver 5 spans to test-collector" in warnings[0].getMessage()
-    assert "recovered; 15 spans were not delivered" in warnings[1].getMessage()
+    assert "could not deliver 5 spans to ScriptedExporter: ScriptedExporter reported a failure" in (
+        warnings[0].getMessage()
+    )
+    assert "recovered; 15 spans were lost during the outage" in warnings[1].getMessage()
     assert all(record.exc_info is None for record in caplog.records)
-    stats = delivery.stats()
+    stats = delivery_stats()[0]
     assert (stats.exported_spans, stats.failed_spans, stats.failed_exports) == (5, 15, 3)
     assert stats.last_error == "RuntimeError: socket gone"
 
 
 def test_after_shutdown_begins_a_dead_collector_is_not_waited_on_again() -> None:
-    """Once shutting down and failing, further batches are given up at once and counted."""
+    """Once shutting down and failing, queued batches are given up at once and counted."""
     inner = ScriptedExporter(SpanExportResult.FAILURE)
-    delivery = DeliveryExporter(inner, "dead")
-    delivery.export([object()])  # type: ignore[list-item]
-    delivery.begin_shutdown()
+    configure(exporter=inner)
+    _record_one()
+    assert flush(timeout=5) is False
     inner.block = threading.Event()  # an export reaching the collector now would hang
+    for _ in range(3):
+        _record_one()
     started = time.monotonic()
-    assert delivery.export([object()] * 3) is SpanExportResult.FAILURE  # type: ignore[list-item]
+    shutdown(timeout=5)
     assert time.monotonic() - started < 1
-    assert delivery.stats().failed_spans == 4
+    assert delivery_stats()[0].failed_spans == 4
+    inner.block.set()
 
 
 def test_flush_reports_failed_delivery() -> None:
@@ -330,27 +336,20 @@ def test_shutdown_twice_is_harmless_and_configure_after_shutdown_exports_again()
     assert [span.name for span in second.exported] == ["after"]
 
 
-def _queues_encoded_spans() -> list[bool]:
+def _processors() -> list[DeliveryProcessor]:
     state = telemetry._state
     assert state is not None
-    return [
-        processor._encode_at_end
-        for processor in state.switch.pipeline.processors
-        if isinstance(processor, DeliveryProcessor)
-    ]
+    return [p for p in state.switch.pipeline.processors if isinstance(p, DeliveryProcessor)]
 
 
 @pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
-def test_the_otlp_exporters_take_spans_encoded_as_they_end(
-    protocol: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Both OTLP exporters take spans queued as bytes; an HTTP exporter of another layout does not."""
+def test_both_protocols_and_an_exporter_instance_get_byte_bounded_batches(protocol: str) -> None:
+    """configure() puts our own processor, bounded at 4 MiB - 64 KiB per request, in front of every
+    destination but the console (deliberately: the SDK's BatchSpanProcessor is gone)."""
     configure(endpoint="http://127.0.0.1:9", protocol=protocol)  # nothing is exported in this test
-    assert _queues_encoded_spans() == [True]
-    if protocol == "http/protobuf":
-        # An SDK whose HTTP exporter lacks 1.45's internals: the stock export(), which takes spans only.
-        monkeypatch.setattr(otlp_exporters, "_HTTP_INTERNALS", None)
-        configure(endpoint="http://127.0.0.1:9", protocol=protocol)
-        assert _queues_encoded_spans() == [False]
-    configure(exporter=InMemorySpanExporter())
-    assert _queues_encoded_spans() == [False]
+    (processor,) = _processors()
+    assert processor.max_request_bytes == settings.DEFAULT_MAX_REQUEST_BYTES == 4 * 1024 * 1024 - 64 * 1024
+    assert (processor.max_queue_spans, processor.max_batch_spans) == (2048, 512)
+    configure(exporter=InMemorySpanExporter(), max_request_bytes=1000)
+    (processor,) = _processors()
+    assert processor.max_request_bytes == 1000
