@@ -121,6 +121,7 @@ def resolve_target(
             f"the endpoint must be an http:// or https:// URL with a host, got {mask_url(url)!r}"
         )
     sent, source = _resolve_headers(headers)
+    resolve_options(chosen, url, sent, timeout, None)  # the sender would refuse these headers at once
     return Target(
         url=url,
         protocol=chosen,
@@ -189,7 +190,10 @@ def send_test_span(target: Target) -> Outcome:
     finally:
         provider.shutdown()
     trace_id = record.trace_id if record is not None else None
-    sender = build_sender(target.protocol, target.url, target.headers, target.timeout)
+    try:
+        sender = build_sender(target.protocol, target.url, target.headers, target.timeout)
+    except (TypeError, ValueError) as error:  # resolve_target checked the same: a variable changed since
+        return Outcome(Problem.UNKNOWN, str(error), trace_id=trace_id)
     try:
         result = sender.send(encode_request(spans.get_finished_spans()), target.timeout)
     finally:

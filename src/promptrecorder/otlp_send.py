@@ -273,13 +273,25 @@ def _resolve_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
                 # A value is usually a token: name the key's type, never the value.
                 raise TypeError(f"`headers` must map non-empty str names to str values, got the key {key!r}")
             resolved[key.strip().lower()] = value
-        return resolved
+        return _checked_headers(resolved, "`headers`")
     for name in (settings.OTEL_EXPORTER_OTLP_TRACES_HEADERS, settings.OTEL_EXPORTER_OTLP_HEADERS):
         raw = settings.env(name)
         if raw is not None:
             # The exporters' own parser: values are URL-decoded, as the specification says.
-            return {key.lower(): value for key, value in parse_env_headers(raw, liberal=True).items()}
+            parsed = {key.lower(): value for key, value in parse_env_headers(raw, liberal=True).items()}
+            return _checked_headers(parsed, name)
     return {}
+
+
+def _checked_headers(headers: dict[str, str], source: str) -> dict[str, str]:
+    """Refuse now what HTTP and gRPC would refuse at every send, with an error quoting the value."""
+    for key, value in headers.items():
+        if any(char in key + value for char in "\r\n\0") or not key.isascii() or any(c in key for c in " :"):
+            raise ValueError(
+                f"{source} must hold header names without spaces or ':' and values without "
+                f"line breaks or NUL, got the header {key!r} (value not shown)"
+            )
+    return headers
 
 
 def _resolve_timeout(timeout: float | None) -> float:

@@ -339,6 +339,10 @@ def test_bad_flag_values_are_usage_errors(argv: list[str]) -> None:
         (["check", "--endpoint", "localhost:4318"], "`endpoint` must be a URL"),
         (["check", "--endpoint", "http://c:4318", "--header", f"Bearer {SECRET}"], "key=value"),
         (["check", "--endpoint", f"http://u:{SECRET}@h:99999"], "valid host and port"),
+        (
+            ["check", "--endpoint", "http://c:4318", "--header", f"authorization=Bearer {SECRET}\r\nx: y"],
+            "line breaks",
+        ),
         (["check", "--endpoint", f"http://u:{SECRET}@h:99999", "--protocol", "grpc"], "valid host and port"),
     ],
 )

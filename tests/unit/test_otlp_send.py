@@ -125,6 +125,8 @@ def test_grpc_tls_follows_the_scheme_then_insecure(
         ({"timeout": float("nan")}, ValueError, "`timeout` must be a positive number"),
         ({"headers": {"authorization": 5}}, TypeError, "`headers` must map"),
         ({"headers": "a=b"}, TypeError, "`headers` must be a mapping"),
+        ({"headers": {"authorization": f"Bearer {PASSWORD}\r\nx-evil: 1"}}, ValueError, "line breaks"),
+        ({"headers": {"bad name": PASSWORD}}, ValueError, "without spaces"),
     ],
 )
 def test_bad_arguments_are_refused_without_echoing_credentials(
