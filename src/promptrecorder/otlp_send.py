@@ -380,11 +380,16 @@ def closed_result(destination: str) -> SendResult:
     return SendResult(False, False, False, f"sender closed ({destination})", cause=CAUSE_SENDER_CLOSED)
 
 
-def unexpected_result(error: BaseException, destination: str) -> SendResult:
+def unexpected_result(error: BaseException, options: SenderOptions) -> SendResult:
     """A failure no branch foresaw: retryable, since nothing says the request is at fault."""
-    said = one_line(mask_url(str(error)))
+    said = scrub(str(error), options)
     return SendResult(
-        False, True, False, f"{type(error).__name__}: {said} ({destination})", cause=CAUSE_ERROR
+        False,
+        True,
+        False,
+        f"{type(error).__name__}: {said} ({options.destination})",
+        cause=CAUSE_ERROR,
+        detail=said,
     )
 
 

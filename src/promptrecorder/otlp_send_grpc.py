@@ -99,9 +99,9 @@ class GrpcSender:
         except ValueError as error:  # "Cannot invoke RPC on closed channel!"
             if self._closed.is_set():
                 return closed_result(self.destination)
-            return unexpected_result(error, self.destination)
+            return unexpected_result(error, self.options)
         except Exception as error:  # never into delivery's thread: a result that says what it was
-            return unexpected_result(error, self.destination)
+            return unexpected_result(error, self.options)
         rejected, message = partial_success(answer if isinstance(answer, bytes) else b"")
         return delivered("OK", "gRPC OK", rejected, scrub(message, self.options))
 

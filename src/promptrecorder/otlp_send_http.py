@@ -111,7 +111,7 @@ class HttpSender:
                 return closed_result(self.destination)
             return transport_failure(error, self.options, timeout)
         except Exception as error:  # never into delivery's thread: a result that says what it was
-            return unexpected_result(error, self.destination)
+            return unexpected_result(error, self.options)
 
     def close(self) -> None:
         self._closed.set()

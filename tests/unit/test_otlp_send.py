@@ -272,3 +272,17 @@ def test_http_transport_errors_are_classified(
     )
     assert "http://u:***@h:4318/v1/traces" in result.reason
     assert PASSWORD not in result.reason
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_send_never_raises_even_for_a_body_that_is_not_bytes(protocol: str) -> None:
+    """A body of the wrong type comes back as a failed result whose reason masks the credentials."""
+    sender = build_sender(protocol, f"http://u:{PASSWORD}@127.0.0.1:9", {"authorization": PASSWORD}, 1)
+    try:
+        result = sender.send(object(), 1)  # type: ignore[arg-type]
+    finally:
+        sender.close()
+    assert not result.delivered
+    assert result.reason
+    assert PASSWORD not in result.reason
+    assert PASSWORD not in result.detail
