@@ -11,7 +11,8 @@ Capture modes:
 - ``none``: nothing is recorded (a kill switch; spans of recorders still exist).
 
 The built-in scrubbers replace common secrets (OpenAI, Anthropic, Google, GitHub, Slack and
-AWS keys, bearer tokens, private keys) with ``[REDACTED:<kind>]``. They are on by default.
+AWS keys, bearer tokens, PEM and PGP private keys) with ``[REDACTED:<kind>]``. They are on
+by default, and take time linear in the length of the text whatever the text is.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 import re
 import threading
 import traceback
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -29,44 +30,94 @@ CaptureMode = Literal["full", "metadata", "none"]
 CAPTURE_MODES: Final = ("full", "metadata", "none")
 Redactor = Callable[[str], str]
 
-# Ordered: the more specific prefix first (Anthropic keys also start with "sk-").
+# Each pattern starts with a literal, so that the regex engine jumps from one occurrence of
+# it to the next at str.find speed; a leading \b would make it try every position (~300 ns
+# per character for the old alternation of all kinds). So the \b comes just after the
+# literal, as a lookbehind: `sk-(?<!\wsk-)` is `\bsk-`. No pattern can backtrack more than
+# a bounded distance or over a run another attempt will also cover (see
+# tests/unit/test_redaction.py, which runs each on megabytes of adversarial text):
+# open-ended repeats ({20,}) end the pattern, so once they have run they match.
+# The PEM and PGP patterns are their BEGIN line only: the scrubber carries the match on to
+# the END line (found once, not once per BEGIN) or, with none, to the end of the base64 run.
+# Ordered: at one position the first kind that matches wins (Anthropic keys also start with "sk-").
 BUILTIN_SECRET_PATTERNS: Final[Mapping[str, str]] = {
-    "private_key": r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----",
-    "anthropic_api_key": r"\bsk-ant-[A-Za-z0-9_\-]{20,}",
-    "openai_api_key": r"\bsk-(?:proj-|svcacct-|admin-|None-)?[A-Za-z0-9_\-]{20,}",
-    "google_api_key": r"\bAIza[0-9A-Za-z_\-]{35}",
-    "github_token": r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{40,})",
-    "slack_token": r"\bxox[abprs]-[A-Za-z0-9\-]{10,}",
-    "aws_access_key_id": r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b",
+    "private_key": r"-----BEGIN [A-Z ]*PRIVATE KEY-----",
+    "pgp_private_key": r"-----BEGIN PGP PRIVATE KEY BLOCK-----",
+    "anthropic_api_key": r"sk-ant-(?<!\wsk-ant-)[A-Za-z0-9_\-]{20,}",
+    "openai_api_key": r"sk-(?<!\wsk-)(?:proj-|svcacct-|admin-|None-)?[A-Za-z0-9_\-]{20,}",
+    "google_api_key": r"AIza(?<!\wAIza)[0-9A-Za-z_\-]{35}",
+    "google_oauth_client_secret": r"GOCSPX-(?<!\wGOCSPX-)[A-Za-z0-9_\-]{20,}",
+    "google_oauth_access_token": r"ya29\.(?<!\wya29\.)[A-Za-z0-9_\-]{20,}",
+    "github_token": r"g(?<!\wg)(?:h[pousr]_[A-Za-z0-9]{36,}|ithub_pat_[A-Za-z0-9_]{40,})",
+    "slack_token": r"xox(?<!\wxox)[abprs]-[A-Za-z0-9\-]{10,}",
+    "slack_app_token": r"xapp-(?<!\wxapp-)[A-Za-z0-9\-]{10,}",
+    "slack_webhook_url": (
+        r"(?:https?://)?hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9_\-]+/[A-Za-z0-9_/\-]+"
+    ),
+    # Key ids are 20 characters of [A-Z0-9]; glued to a label ("KEY_AKIA...") they still count.
+    "aws_access_key_id": r"A(?:KIA|SIA)[A-Z0-9]{16}(?![A-Z0-9])",
     "aws_secret_access_key": r"(?i:\baws_?secret_?access_?key\b)[\"']?\s*[:=]\s*[\"']?[A-Za-z0-9/+=]{40}",
     "bearer_token": r"(?i:\bbearer)\s+[A-Za-z0-9._~+/=\-]{16,}",
 }
 
 # What any match of each built-in pattern contains: (case-sensitive literals, literals of a
-# case-insensitive part, found in the text's casefold()). Python's regex engine spends
-# ~10 ns per character on the alternation (a leading \b defeats its literal-prefix search);
-# `in` finds these literals at well under 1 ns per character, so text holding none of
-# them (nearly every prompt) skips the regex. casefold() maps every character that
-# IGNORECASE matches to an ASCII letter (such as U+017F to "s") onto that letter.
+# case-insensitive part, found in the text's casefold()). `in` finds these at well under
+# 1 ns per character, so only the kinds whose literal a text holds are searched for, and
+# text holding none (nearly every prompt) skips the regexes altogether. casefold() maps
+# every character that IGNORECASE matches to an ASCII letter (such as U+017F to "s") onto
+# that letter.
 _BUILTIN_LITERALS: Final[Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
-    "private_key": (("-----BEGIN",), ()),
-    "anthropic_api_key": (("sk-",), ()),
+    "private_key": (("-----BEGIN ",), ()),
+    "pgp_private_key": (("-----BEGIN PGP PRIVATE KEY BLOCK-----",), ()),
+    "anthropic_api_key": (("sk-ant-",), ()),
     "openai_api_key": (("sk-",), ()),
     "google_api_key": (("AIza",), ()),
+    "google_oauth_client_secret": (("GOCSPX-",), ()),
+    "google_oauth_access_token": (("ya29.",), ()),
     "github_token": (("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"), ()),
     "slack_token": (("xox",), ()),
+    "slack_app_token": (("xapp-",), ()),
+    "slack_webhook_url": (("hooks.slack.com/",), ()),
     "aws_access_key_id": (("AKIA", "ASIA"), ()),
-    "aws_secret_access_key": ((), ("aws",)),
+    "aws_secret_access_key": ((), ("secret",)),
     "bearer_token": ((), ("bearer",)),
 }
 
+# The END line that closes each kind of key block. A block with no END line ends where
+# its base64 run does: armor headers ("Proc-Type: ...") then base64, in lines broken by
+# real line breaks or JSON's escaped "\n", or in pieces joined by spaces (a key pasted on
+# one line). A piece shorter than 40 characters counts only when its line ends there, at a
+# quote or at the next "-----" line, so ordinary words after the key are left alone. Every repeat is
+# followed by a character it cannot match, and a run of line breaks is taken whole, never
+# given back one at a time, by `(?=(?P<b>...))(?P=b)` (an atomic group; Python has those
+# only from 3.11): so the run is scanned once.
+_BLOCK_ENDS: Final[Mapping[str, re.Pattern[str]]] = {
+    "private_key": re.compile(r"-----END [A-Z ]*PRIVATE KEY-----"),
+    "pgp_private_key": re.compile(r"-----END PGP PRIVATE KEY BLOCK-----"),
+}
+_ESCAPED_NEWLINE = r"(?:\\r)?\\n"
+_LINE_END_PIECE = r"[A-Za-z0-9+/=]+[ \t]*(?:[\r\n\\\"']|-----|$)"
+_BREAK = (
+    rf"[ \t]*(?:\r?\n|{_ESCAPED_NEWLINE})[ \t\r\n]*(?:{_ESCAPED_NEWLINE}[ \t]*)?"
+    rf"|[ \t]+(?=[A-Za-z0-9+/=]{{40}}|{_LINE_END_PIECE})"
+)
+_BASE64_RUN: Final = re.compile(
+    rf"[A-Za-z0-9+/=]*"
+    rf"(?:(?=(?P<b1>{_BREAK}))(?P=b1)[A-Za-z][A-Za-z0-9-]{{0,63}}:[^\r\n\\]*)*"
+    rf"(?:(?=(?P<b2>{_BREAK}))(?P=b2)(?:[A-Za-z0-9+/=]{{40,}}|(?={_LINE_END_PIECE})[A-Za-z0-9+/=]+))*"
+)
+
 
 class SecretScrubber:
-    """Replaces secrets in text with ``[REDACTED:<kind>]``, in one regex pass.
+    """Replaces secrets in text with ``[REDACTED:<kind>]``, in time linear in the text.
 
     Example:
         >>> SecretScrubber()("my key is sk-proj-abcdefghijklmnopqrstuvwx")
         ('my key is [REDACTED:openai_api_key]', 1)
+
+    At each position the first kind (in order) that matches there wins, and the text is
+    scanned left to right as by one alternation of all the patterns. A pattern of your own
+    runs as it is: keep its repeats bounded or at its end, or it can be slow on hostile text.
 
     Args:
         patterns: kind -> regular expression; the built-in set by default.
@@ -79,51 +130,137 @@ class SecretScrubber:
         extra: Mapping[str, str] | None = None,
     ) -> None:
         combined = {**patterns, **(extra or {})}
+        compiled: list[re.Pattern[str]] = []
         for kind, pattern in combined.items():
             if not kind.isidentifier():
                 raise ValueError(f"secret pattern names must be identifiers, got {kind!r}")
             try:
-                # Compiled as it will be used, inside a named group (so global flags are refused).
+                # Inside a group, as one alternation of them all would be (global flags are refused).
                 re.compile(f"(?P<{kind}>{pattern})")
+                compiled.append(re.compile(pattern))
             except re.error as error:
                 raise ValueError(
                     f"secret pattern {kind!r} is not a valid regular expression: {error}"
                 ) from error
         self.kinds = tuple(combined)
-        self._regex = re.compile("|".join(f"(?P<{kind}>{pattern})" for kind, pattern in combined.items()))
+        self._regexes = tuple(compiled)
+        builtin = [BUILTIN_SECRET_PATTERNS.get(kind) == pattern for kind, pattern in combined.items()]
+        # Built-in block kinds run on to their END line or the end of their base64 run.
+        self._block_ends: tuple[re.Pattern[str] | None, ...] = tuple(
+            _BLOCK_ENDS.get(kind) if is_builtin else None
+            for kind, is_builtin in zip(self.kinds, builtin, strict=True)
+        )
         # A pre-check, only when every pattern is a built-in one (others may match anything).
         self._cased: tuple[str, ...] | None = None
         self._folded: tuple[str, ...] = ()
-        if all(BUILTIN_SECRET_PATTERNS.get(kind) == pattern for kind, pattern in combined.items()):
+        if all(builtin):
             self._cased = tuple({literal for kind in combined for literal in _BUILTIN_LITERALS[kind][0]})
             self._folded = tuple({literal for kind in combined for literal in _BUILTIN_LITERALS[kind][1]})
 
-    def _may_match(self, text: str) -> bool:
-        """False only when no pattern can match ``text``."""
+    def _candidates(self, text: str) -> list[int]:
+        """Indexes of the kinds that may match ``text`` (every kind without the pre-check)."""
         if self._cased is None:
-            return True
-        for literal in self._cased:
-            if literal in text:
-                return True
-        if self._folded:
-            folded = text.casefold()
-            for literal in self._folded:
-                if literal in folded:
-                    return True
-        return False
+            return list(range(len(self.kinds)))
+        folded: str | None = None
+        found = []
+        for index, kind in enumerate(self.kinds):
+            cased, case_insensitive = _BUILTIN_LITERALS[kind]
+            if any(literal in text for literal in cased):
+                found.append(index)
+            elif case_insensitive:
+                if folded is None:
+                    folded = text.casefold()
+                if any(literal in folded for literal in case_insensitive):
+                    found.append(index)
+        return found
 
     def __call__(self, text: str) -> tuple[str, int]:
         """Return the scrubbed text and how many secrets were replaced."""
-        if not self._may_match(text):
+        pieces: list[str] = []
+        copied = 0  # text[:copied] is in pieces already
+        for start, end, kind in self.secrets(text):
+            pieces.append(text[copied:start])
+            pieces.append(f"[REDACTED:{kind}]")
+            copied = end
+        if not pieces:
             return text, 0
-        count = 0
+        pieces.append(text[copied:])
+        return "".join(pieces), len(pieces) // 2
 
-        def replace(match: re.Match[str]) -> str:
-            nonlocal count
-            count += 1
-            return f"[REDACTED:{match.lastgroup}]"
+    def secrets(self, text: str) -> Iterator[tuple[int, int, str]]:
+        """The secrets in ``text``, left to right, as (start, end, kind).
 
-        return self._regex.sub(replace, text), count
+        Example:
+            >>> list(SecretScrubber().secrets("key: AKIAIOSFODNN7EXAMPLE"))
+            [(5, 25, 'aws_access_key_id')]
+        """
+        candidates = self._candidates(text)
+        if not candidates:
+            return
+        # The next match of each candidate kind at or after `resume`; a kind's match is
+        # searched for again only once the text before it has been consumed, so each kind
+        # scans the text once, and the earliest match (the first kind on a tie) wins.
+        regexes = [self._regexes[index] for index in candidates]
+        upcoming: list[re.Match[str] | None] = [regex.search(text) for regex in regexes]
+        block_ends: dict[int, re.Match[str] | None] = {}  # per block kind: the END line found
+        while True:
+            first, match = -1, None
+            for slot, pending in enumerate(upcoming):
+                if pending is not None and (match is None or pending.start() < match.start()):
+                    first, match = slot, pending
+            if match is None:
+                return
+            start = match.start()
+            end = self._extent(text, match, candidates[first], block_ends)
+            # A secret that starts inside this one and runs on past it is taken whole with it:
+            # otherwise its rest would be left in clear (the dashes a Slack token may hold
+            # can swallow the "-----BEGIN" of a key block right after it).
+            upcoming[first] = regexes[first].search(text, match.end() if match.end() > start else start + 1)
+            overlapping = True
+            while overlapping:
+                overlapping = False
+                for slot, pending in enumerate(upcoming):
+                    while pending is not None and pending.start() < end:
+                        other_end = self._extent(text, pending, candidates[slot], block_ends)
+                        if other_end > end:
+                            end, overlapping = other_end, True
+                        pending = regexes[slot].search(text, max(pending.end(), pending.start() + 1))
+                        upcoming[slot] = pending
+            yield start, end, self.kinds[candidates[first]]
+            # After an empty match (a caller's pattern can make one) step over a character, as re.sub does.
+            resume = end if end > start else end + 1
+            for slot, pending in enumerate(upcoming):
+                if pending is not None and pending.start() < resume:
+                    upcoming[slot] = regexes[slot].search(text, resume) if resume <= len(text) else None
+
+    def _extent(
+        self, text: str, match: re.Match[str], kind: int, found: dict[int, re.Match[str] | None]
+    ) -> int:
+        """Where the secret ``match`` begins ends: the match's end, or its key block's."""
+        end_line = self._block_ends[kind]
+        if end_line is None:
+            return match.end()
+        return self._block_end(text, match.end(), end_line, found, kind)
+
+    @staticmethod
+    def _block_end(
+        text: str,
+        header_end: int,
+        end_line: re.Pattern[str],
+        found: dict[int, re.Match[str] | None],
+        kind: int,
+    ) -> int:
+        """Where a key block whose BEGIN line ends at ``header_end`` ends."""
+        # The END line is searched for once per END line, not once per BEGIN line: a BEGIN
+        # line repeated with no END after it would otherwise scan the rest of the text each time.
+        if kind not in found or ((known := found[kind]) is not None and known.start() < header_end):
+            found[kind] = end_line.search(text, header_end)
+        closing = found[kind]
+        if closing is not None:
+            return closing.end()
+        run = _BASE64_RUN.match(text, header_end)
+        assert run is not None  # it can match nothing
+        return run.end()
 
 
 DEFAULT_SCRUBBER = SecretScrubber()
