@@ -195,7 +195,7 @@ class LLMCall:
                 # which then reuses these messages and their JSON rather than redo both.
                 counts = RedactionCounter()
                 messages = policy.messages(request.messages, counts)
-                text = input_messages_json(messages, limit)
+                text = input_messages_json(messages, limit, recorder.max_span_bytes // 2)
                 span.set_attribute(semconv.GEN_AI_INPUT_MESSAGES, text)
                 prepared = PreparedMessages(messages, counts, limit, text)
         except Exception as error:  # telemetry must never stop the call
@@ -303,7 +303,8 @@ class LLMCall:
                 counts = RedactionCounter()
                 text = policy.text(result.text, counts)
                 tool_calls = policy.tool_calls(result.tool_calls, counts)
-                output = output_messages_json(text, result.finish_reasons, tool_calls, limit)
+                max_bytes = self._chain[-1].recorder.max_span_bytes // 2
+                output = output_messages_json(text, result.finish_reasons, tool_calls, limit, max_bytes)
                 attributes[semconv.GEN_AI_OUTPUT_MESSAGES] = output
                 self._output = PreparedOutput(text, tool_calls, counts, limit, output)
             if not complete and error is None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from json.encoder import encode_basestring  # the C-accelerated str encoder
 from typing import Any
@@ -335,13 +335,21 @@ def assistant_message_json(text: str) -> str:
     return '[{"role":"assistant","parts":[{"type":"text","content":' + encode_basestring(text) + "}]}]"
 
 
-def input_messages_json(messages: Sequence[Mapping[str, Any]], limit: int | None) -> str:
+def input_messages_json(
+    messages: Sequence[Mapping[str, Any]], limit: int | None, max_bytes: int | None = None
+) -> str:
     """``gen_ai.input.messages`` for openai chat messages, each text cut to ``limit``.
 
     Equals ``messages_json(to_genai_messages(messages, limit))``. Messages that are only a
     system, user or assistant role and a str content (nearly every request) are built by
-    hand: converting them to dicts and running the encoder cost ~3 µs per call.
+    hand: converting them to dicts and running the encoder cost ~3 µs per call. A long
+    conversation whose JSON would pass ``max_bytes`` has each text cut shorter, so that it
+    fits (``fit_json``).
     """
+    return fit_json(lambda cut: _input_messages_json(messages, cut), limit, max_bytes)
+
+
+def _input_messages_json(messages: Sequence[Mapping[str, Any]], limit: int | None) -> str:
     built = []
     for message in messages:
         content = message.get("content")
@@ -358,9 +366,21 @@ def output_messages_json(
     finish_reasons: Sequence[str] | None,
     tool_calls: Sequence[Mapping[str, Any]] | None,
     limit: int | None,
+    max_bytes: int | None = None,
 ) -> str:
     """``gen_ai.output.messages``: ``messages_json([output_message(...)])``, a text-only
-    reply (the common case) built by hand."""
+    reply (the common case) built by hand; fitted into ``max_bytes`` as the input is."""
+    return fit_json(
+        lambda cut: _output_messages_json(text, finish_reasons, tool_calls, cut), limit, max_bytes
+    )
+
+
+def _output_messages_json(
+    text: str,
+    finish_reasons: Sequence[str] | None,
+    tool_calls: Sequence[Mapping[str, Any]] | None,
+    limit: int | None,
+) -> str:
     if not text or tool_calls or (finish_reasons and type(finish_reasons[0]) is not str):
         return messages_json([output_message(text, finish_reasons, tool_calls, limit)])
     ending = ',"finish_reason":' + encode_basestring(finish_reasons[0]) + "}]" if finish_reasons else "}]"
@@ -371,6 +391,34 @@ def output_messages_json(
         + "}]"
         + ending
     )
+
+
+# The shortest each text of a message list is cut to when the list is fitted into bytes.
+MIN_FITTED_LENGTH = 64
+
+
+def fit_json(build: Callable[[int | None], str], limit: int | None, max_bytes: int | None) -> str:
+    """``build(limit)``, or, if its UTF-8 is over ``max_bytes``, ``build`` of a per-text
+    limit low enough to fit (never below ``MIN_FITTED_LENGTH``: a list of very many
+    messages may stay over). Each text is cut as ``export_text`` cuts it, so the JSON stays
+    valid and the cut texts are marked."""
+    built = build(limit)
+    if max_bytes is None or len(built) * 4 <= max_bytes:  # the common case: no encoding
+        return built
+    size = text_size(built)
+    cut = limit if limit is not None else len(built)
+    for _ in range(4):
+        if size <= max_bytes or cut <= MIN_FITTED_LENGTH:
+            break
+        cut = max(MIN_FITTED_LENGTH, int(cut * max_bytes / size * 0.9))
+        built = build(cut)
+        size = text_size(built)
+    return built
+
+
+def text_size(text: str) -> int:
+    """The bytes of ``text`` in UTF-8: ``len`` for ASCII, else its encoded length."""
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
 
 
 # What _to_genai_message and the encoder make of a message with only these roles and a str

@@ -43,11 +43,13 @@ def prompt_event_attributes(
     limit: int | None,
     provider: str | None = None,
     input_messages: str | None = None,
+    messages_bytes: int | None = None,
 ) -> dict[str, AttributeValue]:
     """Attributes of the prompt event: the text, the input messages, model and usage.
 
     ``input_messages``, when given, is ``messages`` already built as
-    ``gen_ai.input.messages`` at this ``limit`` (a call's span did it), used as it is.
+    ``gen_ai.input.messages`` at this ``limit`` (a call's span did it), used as it is;
+    otherwise the messages' JSON is fitted into ``messages_bytes``.
     """
     text, cut = export_text(prompt, limit)
     attributes: dict[str, AttributeValue] = {semconv.RECORD_ID: record_id, semconv.PROMPT_TEXT: text}
@@ -56,7 +58,7 @@ def prompt_event_attributes(
     elif input_messages is not None:
         attributes[semconv.GEN_AI_INPUT_MESSAGES] = input_messages
     else:
-        attributes[semconv.GEN_AI_INPUT_MESSAGES] = input_messages_json(messages, limit)
+        attributes[semconv.GEN_AI_INPUT_MESSAGES] = input_messages_json(messages, limit, messages_bytes)
     if cut is not None:
         _add_truncation(attributes, cut, semconv.PROMPT_ORIGINAL_LENGTH, semconv.PROMPT_SHA256)
     if model is not None:
@@ -82,6 +84,7 @@ def response_event_attributes(
     error: str | None = None,
     complete: bool = True,
     output_messages: str | None = None,
+    messages_bytes: int | None = None,
 ) -> dict[str, AttributeValue]:
     """Attributes of the response event: the text, the output messages, model, usage, outcome.
 
@@ -94,7 +97,7 @@ def response_event_attributes(
     elif finish_reasons is None and tool_calls is None:
         output = assistant_message_json(text)
     else:
-        output = output_messages_json(text, finish_reasons, tool_calls, limit)
+        output = output_messages_json(text, finish_reasons, tool_calls, limit, messages_bytes)
     attributes: dict[str, AttributeValue] = {
         semconv.RECORD_ID: record_id,
         semconv.RESPONSE_TEXT: text,

@@ -242,6 +242,7 @@ def store_pair(
             prompt_attributes, response_attributes = _event_attributes(
                 record_id,
                 recorder.max_content_length,
+                recorder.max_span_bytes // 2,
                 prompt=prompt,
                 messages=messages,
                 request_model=request_model,
@@ -304,6 +305,7 @@ def store_pair(
 def _event_attributes(
     record_id: str,
     limit: int | None,
+    messages_bytes: int,
     *,
     prompt: str,
     messages: tuple[Mapping[str, Any], ...] | None,
@@ -341,6 +343,7 @@ def _event_attributes(
                 input_messages=(
                     prepared.json if prepared is not None and prepared.limit == limit and messages else None
                 ),
+                messages_bytes=messages_bytes,
             ),
             response_event_attributes(
                 record_id=record_id,
@@ -357,6 +360,7 @@ def _event_attributes(
                     if prepared_output is not None and prepared_output.limit == limit
                     else None
                 ),
+                messages_bytes=messages_bytes,
             ),
         )
     except Exception as failure:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import timeit
 
@@ -158,3 +159,43 @@ def test_estimating_a_pair_costs_little() -> None:
     )
     best = min(timeit.repeat(lambda: attributes_size(attributes), number=2_000, repeat=5)) / 2_000
     assert best < 10e-6
+
+
+def test_a_long_conversation_is_fitted_into_the_budget_on_the_event_and_the_call_span(
+    tracing: Tracing,
+) -> None:
+    """500 messages of 4 kB (2 MB) with a 200 kB budget: each text is cut shorter, the JSON stays valid."""
+    from promptrecorder.calls import CallRequest, CallResult, Endpoint, LLMCall
+
+    history = tuple(
+        {"role": "user" if i % 2 else "assistant", "content": f"{i:03d}" + "w" * 4_000} for i in range(500)
+    )
+    with PromptRecorder("chat", tracer_provider=tracing.provider, max_span_bytes=200_000) as recorder:
+        call = LLMCall.start(CallRequest(Endpoint("openai"), "m", history))
+        assert call is not None
+        call.finish(
+            CallResult(
+                text="done",
+                tool_calls=tuple(
+                    {"id": str(i), "function": {"name": "f", "arguments": "a" * 4_000}} for i in range(100)
+                ),
+            )
+        )
+        autorecord(list(history), "done")
+    assert recorder.records[0].messages == history  # memory keeps the conversation whole
+    texts = [
+        str(attributes[key])
+        for span in tracing.spans()
+        for attributes in [span.attributes or {}, *(event.attributes or {} for event in span.events)]
+        for key in (semconv.GEN_AI_INPUT_MESSAGES, semconv.GEN_AI_OUTPUT_MESSAGES)
+        if key in attributes
+    ]
+    assert len(texts) == 6  # the call span's two, each pair's prompt and response events
+    for text in texts:
+        assert len(text.encode()) <= 100_000
+        messages = json.loads(text)
+        assert messages[0]["parts"][0]  # still a message list in the parts format
+    inputs = [json.loads(text) for text in texts if '"role":"user"' in text]
+    assert all(len(m) == 500 and m[1]["parts"][0]["content"].startswith("001w") for m in inputs)
+    assert all(m[1]["parts"][0]["content"].endswith("…[truncated]") for m in inputs)
+    assert all(encoded_size(span) <= 200_000 or pairs_on(span) == 1 for span in tracing.spans())
