@@ -13,6 +13,15 @@ Example::
         [span] = receiver.wait_for_spans(1)
         assert span.attributes["gen_ai.system"] == "openai"
 
+Receivers keep the limits the real systems have, so that a test can never pass against a
+receiver more lenient than a stock Collector or Jaeger: the gRPC receiver refuses a message
+over gRPC's default 4 MiB (``GRPC_MAX_RECEIVE_MESSAGE_BYTES``) with the very status and
+text gRPC core gives, and the HTTP receiver refuses a body over the Collector's 20 MiB
+(``COLLECTOR_MAX_REQUEST_BODY_BYTES``) with 413. Given a ``refuse_marker``, a receiver also
+refuses for good (HTTP 400, gRPC INVALID_ARGUMENT) every request containing that string and
+takes everything else: "all but the refused span arrives" can then be tested. Each request
+is remembered with its size and outcome (``requests_seen()``), refused ones too.
+
 Every receiver is a context manager: it starts on enter and stops (joining its threads)
 on exit. Threading: receivers store what arrives from server threads under a lock; the
 query methods (``spans``, ``headers``, ``wait_for_spans``) may be called from any thread.
@@ -34,7 +43,7 @@ from concurrent import futures
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, ClassVar, NamedTuple, TypeVar
+from typing import Any, ClassVar, Final, NamedTuple, TypeVar
 
 import grpc
 from google.protobuf.json_format import ParseError
@@ -48,20 +57,23 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
 )
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2_grpc
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from opentelemetry.sdk.trace.export import SpanExporter
 from oteltest.sink import GrpcSink, HttpSink
 from oteltest.sink.handler import AccumulatingHandler
-from oteltest.sink.private import (
-    _LogsServiceServicer,
-    _MetricsServiceServicer,
-    _TraceServiceServicer,
-)
+from oteltest.sink.private import _LogsServiceServicer, _MetricsServiceServicer
 
 __all__ = [
+    "ACCEPTED",
+    "COLLECTOR_MAX_REQUEST_BODY_BYTES",
+    "GRPC_MAX_RECEIVE_MESSAGE_BYTES",
+    "POISONED",
+    "TOO_LARGE",
     "FailingHttpReceiver",
     "GrpcReceiver",
     "HttpReceiver",
@@ -69,6 +81,8 @@ __all__ = [
     "ReceivedLink",
     "ReceivedSpan",
     "Receiver",
+    "RequestGate",
+    "SeenRequest",
     "decode_any_value",
     "rpc_status_body",
     "stock_span_exporter",
@@ -77,6 +91,17 @@ __all__ = [
 
 LOOPBACK = "127.0.0.1"
 _logger = logging.getLogger(__name__)
+
+# gRPC core's default for a server's largest message (GRPC_DEFAULT_MAX_RECV_MESSAGE_LENGTH);
+# the Collector's and Jaeger's OTLP gRPC receivers keep it (`max_recv_msg_size_mib: 4`).
+GRPC_MAX_RECEIVE_MESSAGE_BYTES: Final = 4 * 1024 * 1024
+# The Collector's confighttp `max_request_body_size` default; over it the body is refused with 413.
+COLLECTOR_MAX_REQUEST_BODY_BYTES: Final = 20 * 1024 * 1024
+
+# What a receiver did with a request (``SeenRequest.outcome``).
+ACCEPTED: Final = "accepted"
+TOO_LARGE: Final = "too-large"
+POISONED: Final = "poisoned"
 
 AttributeValue = Any  # str | int | float | bool | bytes | None | list[...] | dict[str, ...]
 Headers = dict[str, str | bytes]
@@ -206,22 +231,124 @@ class _Store(AccumulatingHandler):
             self.telemetry.log_requests.clear()
 
 
+# --------------------------------------------------------------------------- limits
+
+
+@dataclass(frozen=True)
+class SeenRequest:
+    """One trace export request as it reached a receiver: its size and what was answered.
+
+    ``size`` is the length of the ``ExportTraceServiceRequest`` in bytes, uncompressed (what
+    both gRPC core and the Collector hold against their limits).
+    """
+
+    size: int
+    outcome: str  # ACCEPTED, TOO_LARGE or POISONED
+
+
+class RequestGate:
+    """Decides, request by request, what a receiver with stock limits answers, and remembers each.
+
+    Args:
+        max_bytes: the largest request taken; a larger one is TOO_LARGE.
+        refuse_marker: a request whose bytes contain this string is POISONED (refused for
+            good); None refuses nothing.
+        hold_first_request_s: the first request is held this long before it is answered, so
+            that a test can act while an export is in flight (``first_request`` is set when it
+            arrives).
+
+    Threading: ``judge`` is called from server threads; the queries from any thread.
+    """
+
+    def __init__(
+        self, max_bytes: int, refuse_marker: str | None = None, hold_first_request_s: float = 0.0
+    ) -> None:
+        if max_bytes < 1:
+            raise ValueError(f"`max_bytes` must be a positive int, got {max_bytes!r}")
+        if refuse_marker is not None and not refuse_marker:
+            raise ValueError(f"`refuse_marker` must be a non-empty str or None, got {refuse_marker!r}")
+        self.max_bytes = max_bytes
+        self._marker = refuse_marker.encode() if refuse_marker is not None else None
+        self._hold_s = hold_first_request_s
+        self.first_request = threading.Event()
+        self._lock = threading.Lock()
+        self._seen: list[SeenRequest] = []
+
+    def judge(self, body: bytes) -> str:
+        """The outcome for this (uncompressed) request body, remembered."""
+        if len(body) > self.max_bytes:
+            outcome = TOO_LARGE
+        elif self._marker is not None and self._marker in body:
+            outcome = POISONED
+        else:
+            outcome = ACCEPTED
+        with self._lock:
+            self._seen.append(SeenRequest(len(body), outcome))
+        if not self.first_request.is_set():
+            self.first_request.set()
+            if self._hold_s:
+                time.sleep(self._hold_s)
+        return outcome
+
+    def seen(self) -> list[SeenRequest]:
+        with self._lock:
+            return list(self._seen)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._seen.clear()
+
+
 # --------------------------------------------------------------------------- loopback sinks
 
 
-class LoopbackGrpcSink(GrpcSink):
-    """``GrpcSink`` bound to 127.0.0.1 on an OS-chosen port (read it from ``.port``), or on ``port``."""
+_TRACE_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 
-    def __init__(self, request_handler: AccumulatingHandler, max_workers: int = 4, port: int = 0) -> None:
+
+def grpc_too_large_details(size: int, limit: int) -> str:
+    """What gRPC core (grpcio 1.85) answers, with RESOURCE_EXHAUSTED, to a message over its limit.
+
+    ``test_stock_limits`` checks it against a plain ``grpc.server()``, so a new grpcio that
+    words it differently is noticed.
+    """
+    return f"SERVER: Received message larger than max ({size} vs. {limit})"
+
+
+class LoopbackGrpcSink(GrpcSink):
+    """``GrpcSink`` bound to 127.0.0.1 on an OS-chosen port (read it from ``.port``), or on ``port``.
+
+    Trace requests pass ``gate`` (gRPC's default 4 MiB limit when None) before the handler
+    sees them.
+    """
+
+    def __init__(
+        self,
+        request_handler: AccumulatingHandler,
+        max_workers: int = 4,
+        port: int = 0,
+        gate: RequestGate | None = None,
+    ) -> None:
         # GrpcSink.__init__ binds 0.0.0.0:<fixed port> itself, so it is not called: this
         # repeats its servicer wiring and binds loopback instead.
         self._executor = futures.ThreadPoolExecutor(
             max_workers=max_workers, thread_name_prefix="otlp-grpc-receiver"
         )
+        self._handler = request_handler
+        self.gate = gate if gate is not None else RequestGate(GRPC_MAX_RECEIVE_MESSAGE_BYTES)
         # gRPC sets SO_REUSEPORT by default, which would let another process share the port.
-        self.svr = grpc.server(self._executor, options=[("grpc.so_reuseport", 0)])
-        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(
-            _TraceServiceServicer(request_handler.handle_trace), self.svr
+        # gRPC core's own size check is lifted so that the gate sees (and can report the size
+        # of) every request; the gate refuses what core would, with core's status and text.
+        self.svr = grpc.server(
+            self._executor,
+            options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", -1)],
+        )
+        export = grpc.unary_unary_rpc_method_handler(
+            self._export_traces,
+            request_deserializer=None,  # the raw bytes, to measure and search them
+            response_serializer=ExportTraceServiceResponse.SerializeToString,
+        )
+        self.svr.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler(_TRACE_SERVICE, {"Export": export}),)
         )
         metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(
             _MetricsServiceServicer(request_handler.handle_metrics), self.svr
@@ -233,6 +360,19 @@ class LoopbackGrpcSink(GrpcSink):
         self.port = self.svr.add_insecure_port(f"{LOOPBACK}:{port}")
         if not self.port:
             raise RuntimeError(f"gRPC could not bind {LOOPBACK}:{port}")
+
+    def _export_traces(self, body: bytes, context: grpc.ServicerContext) -> ExportTraceServiceResponse:
+        outcome = self.gate.judge(body)
+        if outcome == TOO_LARGE:
+            context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED, grpc_too_large_details(len(body), self.gate.max_bytes)
+            )
+        if outcome == POISONED:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "request refused: it carries the refuse marker")
+        request = ExportTraceServiceRequest.FromString(body)
+        # Looked up per call: a test may wrap the handler's handle_trace after the sink is built.
+        self._handler.handle_trace(request, dict(context.invocation_metadata()))
+        return ExportTraceServiceResponse()
 
     def stop(self, grace: float | None = None) -> None:
         """Stop, cancelling in-flight calls (after ``grace`` seconds, if given), and join the workers."""
@@ -279,6 +419,9 @@ def _is_json(headers: Mapping[str, str]) -> bool:
 
 
 _ID_KEYS = ("traceId", "spanId", "parentSpanId")
+_TRACES_PATH = "/v1/traces"
+_PROTOBUF = "application/x-protobuf"
+_BODY_TOO_LARGE = "http: request body too large"  # Go's http.MaxBytesReader, which the Collector uses
 
 
 def _hex_ids_to_base64(post_data: bytes) -> bytes:
@@ -311,6 +454,11 @@ class _OtlpHttpRequestHandler(BaseHTTPRequestHandler):
         if route is None:
             _reply(self, 404, f"no OTLP signal at {self.path}".encode(), "text/plain")
             return
+        gate = self.server.sink.gate
+        if len(body) > gate.max_bytes:  # as the Collector, before decompressing
+            gate.judge(body)
+            _reply(self, 413, rpc_status_body(_BODY_TOO_LARGE, code=8), _PROTOBUF)
+            return
         try:
             # oteltest's HttpSink cannot read compressed bodies; the exporters may send them.
             encoding = self.headers.get("Content-Encoding", "").lower()
@@ -318,8 +466,21 @@ class _OtlpHttpRequestHandler(BaseHTTPRequestHandler):
                 body = gzip.decompress(body)
             elif encoding == "deflate":
                 body = zlib.decompress(body)
+        except (OSError, EOFError, zlib.error) as error:
+            _reply(self, 400, f"cannot decode OTLP request: {error}".encode(), "text/plain")
+            return
+        if self.path == _TRACES_PATH:
+            # The Collector bounds the decompressed body by the same limit.
+            outcome = gate.judge(body)
+            if outcome == TOO_LARGE:
+                _reply(self, 413, rpc_status_body(_BODY_TOO_LARGE, code=8), _PROTOBUF)
+                return
+            if outcome == POISONED:
+                _reply(self, 400, rpc_status_body("request refused: it carries the refuse marker"), _PROTOBUF)
+                return
+        try:
             route(body, dict(self.headers.items()))
-        except (OSError, EOFError, zlib.error, DecodeError, ParseError, ValueError) as error:
+        except (DecodeError, ParseError, ValueError) as error:
             _reply(self, 400, f"cannot decode OTLP request: {error}".encode(), "text/plain")
             return
         # An empty Export*ServiceResponse: zero protobuf bytes, or {} in JSON.
@@ -335,15 +496,18 @@ class _OtlpHttpRequestHandler(BaseHTTPRequestHandler):
 class LoopbackHttpSink(HttpSink):
     """``HttpSink`` bound to 127.0.0.1 on an OS-chosen port, with a stop() that joins.
 
+    Trace requests pass ``gate`` (the Collector's 20 MiB body limit when None) first.
+
     ``HttpSink.run_server`` binds all interfaces on a fixed port inside its thread, so the
     port could not be known when start() returns; here start() binds (the socket listens
     from then on) and the thread only serves.
     """
 
-    def __init__(self, listener: AccumulatingHandler, port: int = 0) -> None:
+    def __init__(self, listener: AccumulatingHandler, port: int = 0, gate: RequestGate | None = None) -> None:
         super().__init__(listener, _logger, port=port, daemon=True)
         self.svr_thread.name = "otlp-http-receiver"
         self.httpd: _OtlpHttpServer | None = None
+        self.gate = gate if gate is not None else RequestGate(COLLECTOR_MAX_REQUEST_BODY_BYTES)
 
     def start(self) -> None:
         self.httpd = _OtlpHttpServer(_OtlpHttpRequestHandler, self, self.port)
@@ -377,14 +541,28 @@ class Receiver(abc.ABC):
         port: the port to bind; 0 (the default) lets the OS choose. A fixed port lets a
             test stop a receiver and start a new one where the exporter already points
             (a collector restarting); what arrives is kept across restarts of one receiver.
+        max_request_bytes: the largest request taken; None keeps the stock limit of the
+            protocol (``default_limit``).
+        refuse_marker: refuse for good every request containing this string.
+        hold_first_request_s: hold the first request this long before answering it.
     """
 
     protocol: ClassVar[str]
+    default_limit: ClassVar[int]
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(
+        self,
+        port: int = 0,
+        *,
+        max_request_bytes: int | None = None,
+        refuse_marker: str | None = None,
+        hold_first_request_s: float = 0.0,
+    ) -> None:
         self._store = _Store()
         self._requested_port = port
         self._port: int | None = None
+        limit = self.default_limit if max_request_bytes is None else max_request_bytes
+        self.gate = RequestGate(limit, refuse_marker, hold_first_request_s)
 
     @property
     def port(self) -> int:
@@ -468,24 +646,53 @@ class Receiver(abc.ABC):
                 )
             time.sleep(0.01)
 
+    def span_count(self) -> int:
+        """How many spans arrived (cheaper than ``len(spans())``: nothing is decoded)."""
+        return sum(
+            len(scope.spans)
+            for request, _ in self._store.snapshot()
+            for resource in request.resource_spans
+            for scope in resource.scope_spans
+        )
+
+    @property
+    def limit(self) -> int:
+        """The largest request, in bytes, this receiver takes."""
+        return self.gate.max_bytes
+
+    @property
+    def first_request(self) -> threading.Event:
+        """Set when the first trace request arrives (before it is held or answered)."""
+        return self.gate.first_request
+
+    def requests_seen(self) -> list[SeenRequest]:
+        """Every trace request that reached the receiver, accepted or refused, in arrival order."""
+        return self.gate.seen()
+
     def clear(self) -> None:
         """Forget everything received so far."""
         self._store.clear()
+        self.gate.clear()
 
 
 class GrpcReceiver(Receiver):
-    """OTLP/gRPC receiver (oteltest ``GrpcSink``) on 127.0.0.1:<free port>, or on ``port``."""
+    """OTLP/gRPC receiver (oteltest ``GrpcSink``) on 127.0.0.1:<free port>, or on ``port``.
+
+    Refuses a message over gRPC's default 4 MiB as gRPC core does (RESOURCE_EXHAUSTED), and
+    one carrying ``refuse_marker`` with INVALID_ARGUMENT.
+    """
 
     protocol = "grpc"
+    default_limit = GRPC_MAX_RECEIVE_MESSAGE_BYTES
 
-    def __init__(self, port: int = 0) -> None:
-        super().__init__(port)
+    def __init__(self, port: int = 0, **limits: Any) -> None:
+        super().__init__(port, **limits)
         self.sink: LoopbackGrpcSink | None = None
 
     def start(self) -> None:
         if self.sink is not None:
             raise RuntimeError("GrpcReceiver is already started")
-        self.sink = LoopbackGrpcSink(self._store, port=self._requested_port)
+        self.sink = LoopbackGrpcSink(self._store, port=self._requested_port, gate=self.gate)
         self.sink.start()
         self._port = self.sink.port
 
@@ -497,12 +704,17 @@ class GrpcReceiver(Receiver):
 
 
 class HttpReceiver(Receiver):
-    """OTLP/HTTP receiver (oteltest ``HttpSink``; protobuf or JSON, plain/gzip/deflate)."""
+    """OTLP/HTTP receiver (oteltest ``HttpSink``; protobuf or JSON, plain/gzip/deflate).
+
+    Refuses a body over the Collector's 20 MiB with 413, and one carrying ``refuse_marker``
+    with 400.
+    """
 
     protocol = "http/protobuf"
+    default_limit = COLLECTOR_MAX_REQUEST_BODY_BYTES
 
-    def __init__(self, port: int = 0) -> None:
-        super().__init__(port)
+    def __init__(self, port: int = 0, **limits: Any) -> None:
+        super().__init__(port, **limits)
         self.sink: LoopbackHttpSink | None = None
 
     @property
@@ -512,7 +724,7 @@ class HttpReceiver(Receiver):
     def start(self) -> None:
         if self.sink is not None:
             raise RuntimeError("HttpReceiver is already started")
-        self.sink = LoopbackHttpSink(self._store, port=self._requested_port)
+        self.sink = LoopbackHttpSink(self._store, port=self._requested_port, gate=self.gate)
         self.sink.start()
         self._port = self.sink.port
 
