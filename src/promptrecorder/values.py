@@ -5,7 +5,7 @@ in memory must also reach the export, and no value may be able to fail an export
 so each value is settled at the call, for both places alike:
 
 - ``str``, ``int``, ``float`` (NaN and infinities too), ``bool`` and ``None`` are kept as
-  they are;
+  they are (an int beyond OTLP's 64 bits is exported as its decimal text);
 - lists, tuples and dicts with ``str`` keys, nested at most ``MAX_DEPTH`` levels, are kept
   (as lists and dicts) and exported as JSON text;
 - any other object is kept and exported as its ``str()``;
