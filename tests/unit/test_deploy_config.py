@@ -240,8 +240,30 @@ def component_type(component_id: str) -> str:
     return component_id.split("/", 1)[0]
 
 
+# The Collector (and Jaeger v2, built on it) expands `${env:NAME:-default}` in its config;
+# config/ uses it for addresses and limits so that tests/backends can run the same files
+# on free 127.0.0.1 ports. Every such variable has a default: compose sets none of them.
+_COLLECTOR_ENV = re.compile(r"\$\{env:(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
+
+
+def collector_defaults(text: str) -> str:
+    """`text` with each `${env:NAME:-default}` replaced by its default, as the Collector does with NAME unset.
+
+    Comment lines are left alone: their commented-out examples name secrets on purpose.
+    """
+
+    def default(match: re.Match[str]) -> str:
+        assert match["default"] is not None, f"{match[0]} has no default: compose would have to set it"
+        return match["default"]
+
+    return "".join(
+        line if line.lstrip().startswith("#") else _COLLECTOR_ENV.sub(default, line)
+        for line in text.splitlines(keepends=True)
+    )
+
+
 def load_yaml(path: Path) -> dict[str, Any]:
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data = yaml.safe_load(collector_defaults(path.read_text(encoding="utf-8")))
     assert isinstance(data, dict), f"{path.name} must be a YAML mapping"
     return data
 
@@ -489,6 +511,40 @@ def _pipeline_problems(config: dict[str, Any]) -> list[str]:
                 if component_id not in defined:
                     problems.append(f"{pipeline_id}: {kind[:-1]} {component_id!r} is undefined")
     return problems
+
+
+@pytest.mark.parametrize("path", [COLLECTOR_CONFIG, JAEGER_CONFIG], ids=["collector", "jaeger"])
+def test_every_environment_variable_in_the_configs_has_a_default(path: Path) -> None:
+    """Each `${env:...}` in config/ has a `:-default` (compose sets none), and no other `$` form is used."""
+    text = path.read_text(encoding="utf-8")
+    settings = "".join(line for line in text.splitlines(keepends=True) if not line.lstrip().startswith("#"))
+    found = _COLLECTOR_ENV.findall(settings)
+    assert found, f"{path.name} reads no variables: tests/backends could not move its ports"
+    assert all(default for _, default in found)
+    resolved = collector_defaults(text).splitlines()
+    assert not [line for line in resolved if "$" in line and not line.lstrip().startswith("#")]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("endpoint: ${env:A_B:-0.0.0.0:4317}", "endpoint: 0.0.0.0:4317"),
+        ("size: ${env:X:-16} and ${env:Y:-jaeger:4317}", "size: 16 and jaeger:4317"),
+        ("plain: 1", "plain: 1"),
+        ("# key: ${env:SECRET}", "# key: ${env:SECRET}"),
+    ],
+)
+def test_collector_defaults_resolves_like_a_collector_with_the_variables_unset(
+    text: str, expected: str
+) -> None:
+    """`collector_defaults` gives each variable's default, colons and all."""
+    assert collector_defaults(text) == expected
+
+
+def test_collector_defaults_refuses_a_variable_without_a_default() -> None:
+    """A `${env:NAME}` without a default would need compose to set it: refused."""
+    with pytest.raises(AssertionError, match="has no default"):
+        collector_defaults("endpoint: ${env:NAME}")
 
 
 def test_collector_pipelines_use_only_defined_components(
