@@ -116,3 +116,23 @@ def test_the_backlog_benchmark_delivers_every_record_through_each_pipeline(tmp_p
     results = json.loads(out.read_text(encoding="utf-8"))["results"]
     assert [row["pipeline"] for row in results] == ["stock", "spans", "bytes"]
     assert all(row["flushed"] and row["received"] == 300 for row in results), results
+
+
+def test_the_stock_limits_benchmark_reports_both_pipelines_against_the_4_mib_receiver(tmp_path: Path) -> None:
+    """bench/stock_limits.py's smoke run sends through ours and the stock SDK and reports what arrived."""
+    out = tmp_path / "stock_limits.json"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "stock_limits.py"), "--smoke", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    results = json.loads(out.read_text(encoding="utf-8"))["results"]
+    assert [row["pipeline"] for row in results] == ["ours", "stock"]
+    for row in results:
+        assert row["sent"] == 100
+        assert row["receiver_limit_bytes"] == 4 * 1024 * 1024
+        assert row["largest_request_bytes"] >= row["largest_accepted_bytes"] > 0
+        assert row["delivered_ratio"] == row["delivered"] / 100
