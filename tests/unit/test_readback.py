@@ -327,7 +327,9 @@ class FakeJaeger:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 parts = urlsplit(self.path)
-                fake.requests.append((parts.path, parse_qs(parts.query), dict(self.headers)))
+                fake.requests.append(
+                    (parts.path, parse_qs(parts.query), {k.lower(): v for k, v in self.headers.items()})
+                )
                 if fake.status is not None:
                     self._answer(fake.status, fake.body or b"")
                 elif parts.path.startswith("/api/v3/traces/"):
@@ -397,11 +399,12 @@ def test_read_jaeger_by_service_sends_jaegers_v3_search_parameters(
 ) -> None:
     """A search names the service, a start window ending a minute from now, and a count."""
     before = datetime.now(timezone.utc)
-    records = read_jaeger(jaeger.url, service="support-bot", since="2h", limit=5)
+    records = read_jaeger(jaeger.url, service="support-bot", since="2h", limit=5, headers={"x-tenant": "t1"})
 
     assert len(records) == 76
-    [(path, query, _)] = jaeger.requests
+    [(path, query, headers)] = jaeger.requests
     assert path == "/api/v3/traces"
+    assert headers["x-tenant"] == "t1"
     assert query["query.service_name"] == ["support-bot"]
     assert query["query.num_traces"] == ["5"]
     start = datetime.fromisoformat(query["query.start_time_min"][0].replace("Z", "+00:00"))
@@ -432,7 +435,7 @@ def test_credentials_in_the_url_are_sent_as_basic_auth_and_never_shown(jaeger: F
     """user:password in the URL becomes an Authorization header, and is masked in errors."""
     with_password = jaeger.url.replace("http://", "http://reader:s3cret@")
     read_jaeger(with_password, service="support-bot")
-    assert jaeger.requests[-1][2]["Authorization"] == "Basic " + base64.b64encode(b"reader:s3cret").decode()
+    assert jaeger.requests[-1][2]["authorization"] == "Basic " + base64.b64encode(b"reader:s3cret").decode()
 
     jaeger.status, jaeger.body = 500, _error(500, "storage is down")
     with pytest.raises(TraceReadError) as raised:
