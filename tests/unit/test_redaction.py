@@ -372,6 +372,15 @@ def test_no_secret_the_first_scrubber_found_survives_in_random_texts() -> None:
     assert survivors == []
 
 
+def test_the_pre_check_never_changes_what_the_new_kinds_catch() -> None:
+    """Skipping the kinds whose literals a text lacks changes nothing: a scrubber with an
+    extra pattern (which has no pre-check, so searches every kind) agrees on every text."""
+    gated, ungated = SecretScrubber(), SecretScrubber(extra={"never": r"(?!)"})
+    assert ungated._literals is None
+    texts = _random_texts(NEW_FRAGMENTS, seed=13, count=5_000)
+    assert [text for text in texts if gated(text) != ungated(text)] == []
+
+
 def test_secrets_lists_what_the_scrubber_replaces() -> None:
     """secrets() gives the spans and kinds that __call__ replaces, left to right."""
     text = f"a {SECRETS['github_token']} b {SECRETS['private_key']}"
