@@ -79,6 +79,17 @@ class DeliveryStats:
     largest_request_bytes: int = 0
 
 
+def transient(result: SendResult) -> bool:
+    """Whether the same request may pass later: the sender's word, and any HTTP 5xx.
+
+    The OTLP specification retries only 502/503/504 over HTTP; issue 11 holds every 5xx
+    transient (a collector's 500 is usually a passing fault), so a spooled file is never set
+    aside for one.
+    """
+    status = result.status
+    return result.retryable or (isinstance(status, int) and 500 <= status < 600)
+
+
 # A part of a batch that was not delivered: its request bytes, span count, the last answer.
 Undelivered = tuple[bytes, int, SendResult]
 
@@ -122,6 +133,8 @@ class Delivery:
         self._queue_dropped = self._spooled = self._rejected = self._shutdown_dropped = 0
         self._largest_request = 0
         self._failed_at_last_flush = 0
+        self._failed_reported = 0  # losses a recovery line has already reported
+        self._announced = 0  # spans the current outage's first line named
         self._last_error: str | None = None
         self._failing = False
         self._failed_at_outage_start = 0
@@ -288,9 +301,10 @@ class Delivery:
             if left <= 0:
                 return SendResult(False, True, False, "not sent: no time left before the shutdown deadline")
             result = self._send_once(body, left)
+            retryable = transient(result)
             if not result.delivered and not result.splittable:
-                self._outage_begins(count, result.reason, retrying=retry and result.retryable)
-            if result.delivered or not result.retryable or not retry or self._stop.is_set():
+                self._outage_begins(count, result.reason, retrying=retry and retryable)
+            if result.delivered or not retryable or not retry or self._stop.is_set():
                 return result
             pause = result.retry_after if result.retry_after is not None else random.uniform(delay / 2, delay)
             delay = min(delay * 2, RETRY_MAX_DELAY_S)
@@ -325,6 +339,9 @@ class Delivery:
             recovered = self._failing
             self._failing = False
             lost = self._failed - self._failed_at_outage_start
+            if recovered:
+                self._failed_reported = self._failed
+                self._announced = 0
         if refused:
             logger.warning(
                 "promptrecorder: %s accepted a batch but rejected %d of its %d spans (partial success: %s)",
@@ -344,7 +361,7 @@ class Delivery:
             )
         elif recovered:
             logger.warning(
-                "promptrecorder: delivery to %s recovered; %d spans were lost during the outage. "
+                "promptrecorder: delivery to %s recovered; %d spans were not delivered during the outage. "
                 "In all (delivery_stats()): %s",
                 self.destination,
                 lost,
@@ -410,6 +427,7 @@ class Delivery:
             first = not self._failing
             if first:
                 self._failed_at_outage_start = self._failed
+                self._announced = count  # the first line names these spans
                 self._failing = True
         if not first:
             return
@@ -535,7 +553,8 @@ class Delivery:
         self._stop.set()
         self._closed = True
         stats = self.stats()
-        if stats.failed_spans:
+        # Only losses no line has told yet: the outage's first line named its first spans.
+        if stats.failed_spans > self._failed_reported + self._announced:
             logger.warning(
                 "promptrecorder: at shutdown, %d spans were delivered to %s and %d were lost; "
                 "delivery_stats(): %s",

@@ -327,17 +327,20 @@ def test_the_outage_lines_name_the_cause_and_quote_delivery_stats(
     stats = delivery_stats()[0]
     assert stats.failed_spans == 30
     assert (
-        f"30 spans were lost during the outage. In all (delivery_stats()): failed_spans={stats.failed_spans}"
+        f"30 spans were not delivered during the outage. In all (delivery_stats()): failed_spans={stats.failed_spans}"
         in (recovery)
     )
     assert f"queue_dropped_spans={stats.queue_dropped_spans}" in recovery
 
 
 def test_exit_with_a_collector_that_never_answers_takes_about_shutdown_timeout(
-    use_sender: Callable[[FakeSender], None], caplog: pytest.LogCaptureFixture
+    use_sender: Callable[[FakeSender], None],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Each attempt waits its whole timeout: shutdown(1.5 s) ends within it (plus scheduling), and
-    the exit line's numbers are delivery_stats()'s."""
+    the exit line (for the spans the first line did not name) quotes delivery_stats()."""
+    monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "1")
 
     def never_answers(body: bytes) -> SendResult:
         time.sleep(sender.attempts[-1][2])
@@ -531,3 +534,124 @@ def test_a_malformed_header_string_is_refused_without_quoting_the_token() -> Non
         configure(headers="authorization: Bearer S3cretT0ken")
     assert "S3cretT0ken" not in str(error.value)
     assert "'authorization=<value>'" in str(error.value)
+
+
+# --- the spool never blocks on a file ------------------------------------------------------------
+
+
+def spool_batches(directory: Path, *batches: list[str]) -> list[str]:
+    """Spool files as an earlier process left them: one per list of span names; their file names."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from promptrecorder.otlp_encode import encode_request
+    from promptrecorder.spool import Spool
+
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    spool = Spool.acquire(directory, max_bytes=1 << 24)
+    names = []
+    for batch in batches:
+        memory.clear()
+        for name in batch:
+            provider.get_tracer("t").start_span(name).end()
+        entry = spool.append(encode_request(memory.get_finished_spans()), len(batch))
+        assert entry is not None
+        names.append(entry.name)
+    spool.release()
+    return names
+
+
+def test_a_spooled_file_with_a_poison_span_is_split_and_the_rest_flows(
+    use_sender: Callable[[FakeSender], None], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A spooled file of 8 spans, one refused on its own, then another file: 7 + 2 arrive, in order;
+    the refused span is kept beside it as *.rejected, counted, and logged once with its trace id."""
+    first, _ = spool_batches(
+        tmp_path,
+        [f"old{i}" for i in range(3)] + ["poison"] + [f"old{i}" for i in range(3, 7)],
+        ["next0", "next1"],
+    )
+    sender = FakeSender(refuse_if("poison", INVALID))
+    use_sender(sender)
+    with caplog.at_level(logging.WARNING, logger="promptrecorder"):
+        configure(spool_dir=tmp_path)
+        assert flush(timeout=10) is False  # one span was refused
+    assert sender.names() == [f"old{i}" for i in range(7)] + ["next0", "next1"]
+    stats = delivery_stats()[0]
+    assert (stats.exported_spans, stats.rejected_spans, stats.spool_backlog_spans) == (9, 1, 0)
+    (kept,) = tmp_path.glob("*.rejected")
+    assert kept.name.startswith(first)
+    assert names_in(kept.read_bytes()) == ["poison"]
+    (line,) = [message for message in warnings_of(caplog) if "refused a span" in message]
+    assert "INVALID_ARGUMENT" in line
+    assert str(kept) in line
+
+
+def test_a_spooled_file_refused_for_good_is_set_aside_and_the_files_behind_flow(
+    use_sender: Callable[[FakeSender], None], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """HTTP 403 for one file (not a refusal a smaller request may pass): renamed *.rejected, counted,
+    one line; the next file is delivered, and a later process does not see the set-aside one again."""
+    forbidden = SendResult(False, False, False, "HTTP 403 Forbidden", status=403)
+    blocked, _ = spool_batches(tmp_path, ["blocked0", "blocked1"], ["behind0"])
+    sender = FakeSender(refuse_if("blocked", forbidden))
+    use_sender(sender)
+    with caplog.at_level(logging.WARNING, logger="promptrecorder"):
+        configure(spool_dir=tmp_path)
+        assert flush(timeout=10) is False
+    assert sender.names() == ["behind0"]
+    assert (tmp_path / f"{blocked}.rejected").exists()
+    stats = delivery_stats()[0]
+    assert (stats.rejected_spans, stats.failed_spans, stats.spool_backlog_spans) == (2, 2, 0)
+    lines = [message for message in warnings_of(caplog) if "set aside" in message]
+    assert len(lines) == 1
+    assert "HTTP 403 Forbidden" in lines[0]
+    assert "the batches behind it carry on" in lines[0]
+
+
+def test_a_spooled_file_too_big_for_the_receiver_is_split_until_it_fits(
+    use_sender: Callable[[FakeSender], None], tmp_path: Path
+) -> None:
+    """A 413 for a file (its batch was bigger than the receiver takes): halves until they fit; all arrive."""
+    too_large = SendResult(False, False, True, "HTTP 413 Request Entity Too Large", status=413)
+    spool_batches(tmp_path, [f"big{i}" for i in range(16)])
+    sender = FakeSender(lambda body: too_large if len(names_in(body)) > 3 else ACCEPTED)
+    use_sender(sender)
+    configure(spool_dir=tmp_path)
+    assert flush(timeout=10) is True
+    assert sender.names() == [f"big{i}" for i in range(16)]
+    assert list(tmp_path.glob("*.otlp*")) == []
+
+
+def test_a_file_cut_short_by_an_outage_keeps_only_what_was_not_delivered(
+    use_sender: Callable[[FakeSender], None], tmp_path: Path
+) -> None:
+    """A file split in halves whose second half meets an outage: the file is rewritten to hold only
+    that half, so nothing is sent twice when the collector is back."""
+    too_large = SendResult(False, False, True, "HTTP 413 Request Entity Too Large", status=413)
+    spool_batches(tmp_path, [f"s{i}" for i in range(4)])
+    down = threading.Event()
+
+    def answer(body: bytes) -> SendResult:
+        names = names_in(body)
+        if len(names) > 2:
+            return too_large
+        if names == ["s0", "s1"]:
+            down.set()  # the collector goes away right after the first half
+            return ACCEPTED
+        return REFUSED if down.is_set() and not up.is_set() else ACCEPTED
+
+    up = threading.Event()
+    sender = FakeSender(answer)
+    use_sender(sender)
+    configure(spool_dir=tmp_path)
+    assert flush(timeout=1) is False
+    (left,) = tmp_path.glob("*.otlp")
+    assert names_in(left.read_bytes()) == ["s2", "s3"]
+    assert "-2-" in left.name  # the span count in its name
+    up.set()
+    assert flush(timeout=10) is True
+    assert sender.names() == ["s0", "s1", "s2", "s3"]

@@ -273,3 +273,122 @@ def test_a_quarantined_file_is_skipped_after_a_restart_and_its_number_not_reused
         assert again.seq == entry.seq + 1
     finally:
         reopened.release()
+
+
+# --- trust ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o770, 0o722])
+def test_a_directory_other_users_can_write_is_refused_with_the_fix(spool_dir: Path, mode: int) -> None:
+    """Group- or world-writable: refused, and the message says `chmod 700 DIR`; nothing is written."""
+    spool_dir.mkdir()
+    spool_dir.chmod(mode)
+    with pytest.raises(
+        SpoolUnavailableError, match=f"can be written by other users.*`chmod 700 {spool_dir}`"
+    ):
+        Spool.acquire(spool_dir, max_bytes=1 << 20)
+    assert os.listdir(spool_dir) == []
+
+
+def test_a_directory_owned_by_another_user_is_refused(spool_dir: Path) -> None:
+    """A private directory that another uid owns is refused too, naming both uids."""
+    if os.geteuid() != 0:
+        pytest.skip("only root can give a directory to another user here")
+    spool_dir.mkdir(mode=0o700)
+    os.chown(spool_dir, 12345, -1)
+    with pytest.raises(SpoolUnavailableError, match="belongs to another user \\(uid 12345"):
+        Spool.acquire(spool_dir, max_bytes=1 << 20)
+
+
+def test_a_new_directory_is_created_private(tmp_path: Path) -> None:
+    """A spool directory that does not exist yet is made 0700."""
+    spool = Spool.acquire(tmp_path / "new" / "spool", max_bytes=1 << 20)
+    try:
+        assert (tmp_path / "new" / "spool").stat().st_mode & 0o777 == 0o700
+    finally:
+        spool.release()
+
+
+def test_a_symlinked_lock_is_not_followed(spool_dir: Path, tmp_path: Path) -> None:
+    """.lock planted as a symlink to another file: the spool refuses it and the target is untouched."""
+    spool_dir.mkdir(mode=0o700)
+    target = tmp_path / "victim"
+    target.write_bytes(b"precious")
+    (spool_dir / ".lock").symlink_to(target)
+    with pytest.raises(SpoolUnavailableError, match="cannot use"):
+        Spool.acquire(spool_dir, max_bytes=1 << 20)
+    assert target.read_bytes() == b"precious"
+
+
+def test_a_symlinked_batch_file_is_never_read(spool_dir: Path, tmp_path: Path) -> None:
+    """A file named like a batch but a symlink (to a secret, say) is not queued and not read."""
+    spool_dir.mkdir(mode=0o700)
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"key material")
+    (spool_dir / f"00000000000000000007-1-{_crc(b'key material')}.otlp").symlink_to(secret)
+    spool = Spool.acquire(spool_dir, max_bytes=1 << 20)
+    try:
+        assert spool.oldest() is None
+        assert spool.append(b"next", 1) is not None
+        assert spool.oldest().seq == 0  # type: ignore[union-attr]
+    finally:
+        spool.release()
+
+
+def test_reading_a_batch_that_became_a_symlink_fails_plainly(spool: Spool, tmp_path: Path) -> None:
+    """Swapped for a symlink after it was listed: read() refuses it (O_NOFOLLOW) as a damaged file."""
+    entry = spool.append(b"payload", 1)
+    assert entry is not None
+    path = spool.directory / entry.name
+    path.unlink()
+    (tmp_path / "elsewhere").write_bytes(b"payload")
+    path.symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(CorruptSpoolFileError, match="cannot read it"):
+        spool.read(entry)
+
+
+# --- file names, rewriting, setting aside ----------------------------------------------------
+
+
+def test_files_are_named_with_the_pid_and_older_names_are_still_read(spool_dir: Path) -> None:
+    """New files carry p<pid>; a file an earlier release wrote (no pid) is read, in order."""
+    spool_dir.mkdir(mode=0o700)
+    old = b"written by an earlier release"
+    (spool_dir / f"00000000000000000003-2-{_crc(old)}.otlp").write_bytes(old)
+    spool = Spool.acquire(spool_dir, max_bytes=1 << 20)
+    try:
+        new = spool.append(b"new", 1)
+        assert new is not None
+        assert new.name.startswith(f"00000000000000000004-p{os.getpid()}-1-")
+        oldest = spool.oldest()
+        assert oldest is not None
+        assert (oldest.seq, oldest.spans, spool.read(oldest)) == (3, 2, old)
+    finally:
+        spool.release()
+
+
+def test_a_rewritten_batch_keeps_its_place_and_a_set_aside_one_keeps_its_number(spool_dir: Path) -> None:
+    """rewrite() replaces a file in its place in the order; set_aside() renames it *.rejected, and
+    after a restart its sequence number is not reused."""
+    spool = Spool.acquire(spool_dir, max_bytes=1 << 20)
+    first = spool.append(b"first, three spans", 3)
+    second = spool.append(b"second", 1)
+    assert first is not None
+    assert second is not None
+    rewritten = spool.rewrite(first, b"first, one left", 1)
+    assert rewritten is not None
+    assert spool.oldest() == rewritten
+    assert spool.read(rewritten) == b"first, one left"
+    assert not (spool_dir / first.name).exists()
+    path = spool.set_aside(second, "HTTP 403 Forbidden")
+    assert path.name == second.name + ".rejected"
+    assert path.read_bytes() == b"second"
+    assert (spool.rejected_files, spool.rejected_spans, spool.backlog()[:2]) == (1, 1, (1, 1))
+    spool.release()
+    reopened = Spool.acquire(spool_dir, max_bytes=1 << 20)
+    try:
+        entry = reopened.append(b"after restart", 1)
+        assert entry is not None
+        assert entry.seq == 2
+    finally:
+        reopened.release()

@@ -276,7 +276,7 @@ def test_an_outage_is_logged_once_plainly_and_its_recovery_once(caplog: pytest.L
     assert "could not deliver 5 spans to ScriptedExporter: ScriptedExporter reported a failure" in (
         warnings[0].getMessage()
     )
-    assert "recovered; 15 spans were lost during the outage" in warnings[1].getMessage()
+    assert "recovered; 15 spans were not delivered during the outage" in warnings[1].getMessage()
     assert all(record.exc_info is None for record in caplog.records)
     stats = delivery_stats()[0]
     assert (stats.exported_spans, stats.failed_spans, stats.failed_exports) == (5, 15, 3)
