@@ -11,7 +11,7 @@ minutes (the ratio of the two shows the square; 1 MB is estimated from 64 KB as 
 
 Run from the repository root::
 
-    .venv/bin/python bench/scrub.py            # 1 MB and 10 MB, ~45 s on 2 busy cores
+    .venv/bin/python bench/scrub.py            # 1 MB and 10 MB, ~20 s (~45 s on 2 busy cores)
     .venv/bin/python bench/scrub.py --quick    # smoke run: 16 KB and 64 KB, ~1 s
 
 Prints one row per input and size, the worst, and writes ``bench/results/scrub.json``
