@@ -30,16 +30,19 @@ CaptureMode = Literal["full", "metadata", "none"]
 CAPTURE_MODES: Final = ("full", "metadata", "none")
 Redactor = Callable[[str], str]
 
-# Each pattern starts with a literal, so that the regex engine jumps from one occurrence of
-# it to the next at str.find speed; a leading \b would make it try every position (~300 ns
-# per character for the old alternation of all kinds). So the \b comes just after the
-# literal, as a lookbehind: `sk-(?<!\wsk-)` is `\bsk-`. No pattern can backtrack more than
-# a bounded distance or over a run another attempt will also cover (see
-# tests/unit/test_redaction.py, which runs each on megabytes of adversarial text):
-# open-ended repeats ({20,}) end the pattern, so once they have run they match.
+# Each pattern starts with a literal (or a class of two letters), so that the regex engine
+# jumps from one occurrence of it to the next at str.find speed; a leading \b would make it
+# try every position (the first scrubber's alternation took ~300 ns per character). So the
+# \b comes just after the literal, as a lookbehind: `sk-(?<!\wsk-)` is `\bsk-`. Linear:
+# every open-ended repeat ({20,}, *, +) is last in its pattern (once it has run, the pattern
+# has matched), or followed by a character it cannot match, or (the [A-Z ]* of a BEGIN
+# line) in a run that no other start of the pattern can reach; so no run is rescanned from
+# each of its positions. tests/unit/test_redaction.py runs each kind on a megabyte of
+# hostile text; bench/scrub.py measures it.
 # The PEM and PGP patterns are their BEGIN line only: the scrubber carries the match on to
-# the END line (found once, not once per BEGIN) or, with none, to the end of the base64 run.
-# Ordered: at one position the first kind that matches wins (Anthropic keys also start with "sk-").
+# the END line (searched for once, not once per BEGIN line) or, with none, to the end of
+# the base64 run. Ordered: at one position the first kind that matches wins (Anthropic
+# keys also start with "sk-").
 BUILTIN_SECRET_PATTERNS: Final[Mapping[str, str]] = {
     "private_key": r"-----BEGIN [A-Z ]*PRIVATE KEY-----",
     "pgp_private_key": r"-----BEGIN PGP PRIVATE KEY BLOCK-----",
@@ -101,10 +104,10 @@ _SHARED_LITERALS: Final[Mapping[str, str]] = {
 # its base64 run does: armor headers ("Proc-Type: ...") then base64, in lines broken by
 # real line breaks or JSON's escaped "\n", or in pieces joined by spaces (a key pasted on
 # one line). A piece shorter than 40 characters counts only when its line ends there, at a
-# quote or at the next "-----" line, so ordinary words after the key are left alone. Every repeat is
-# followed by a character it cannot match, and a run of line breaks is taken whole, never
-# given back one at a time, by `(?=(?P<b>...))(?P=b)` (an atomic group; Python has those
-# only from 3.11): so the run is scanned once.
+# quote or at the next "-----" line, so ordinary words after the key are left alone. Every
+# repeat is followed by a character it cannot match, and a run of line breaks is taken
+# whole, never given back one at a time, by `(?=(?P<b>...))(?P=b)` (an atomic group;
+# Python has those only from 3.11): so the run is scanned once.
 _BLOCK_ENDS: Final[Mapping[str, re.Pattern[str]]] = {
     "private_key": re.compile(r"-----END [A-Z ]*PRIVATE KEY-----"),
     "pgp_private_key": re.compile(r"-----END PGP PRIVATE KEY BLOCK-----"),
@@ -165,14 +168,10 @@ class SecretScrubber:
             for kind, is_builtin in zip(self.kinds, builtin, strict=True)
         )
         # A pre-check, only when every pattern is a built-in one (others may match anything).
-        self._cased: tuple[str, ...] | None = None
-        self._folded: tuple[str, ...] = ()
         # Per kind: (a literal it shares with other kinds or None, its own cased literals,
         # its case-insensitive ones), each literal one that every match of the kind contains.
         self._literals: tuple[tuple[str | None, tuple[str, ...], tuple[str, ...]], ...] | None = None
         if all(builtin):
-            self._cased = tuple({literal for kind in combined for literal in _BUILTIN_LITERALS[kind][0]})
-            self._folded = tuple({literal for kind in combined for literal in _BUILTIN_LITERALS[kind][1]})
             self._literals = tuple(
                 (
                     _SHARED_LITERALS.get(kind),
@@ -185,6 +184,13 @@ class SecretScrubber:
                 )
                 for kind in combined
             )
+
+    @property
+    def _cased(self) -> tuple[str, ...] | None:
+        """Every case-sensitive literal the pre-check looks for; None without a pre-check."""
+        if self._literals is None:
+            return None
+        return tuple({literal for kind in self.kinds for literal in _BUILTIN_LITERALS[kind][0]})
 
     def _candidates(self, text: str) -> list[int]:
         """Indexes of the kinds that may match ``text`` (every kind without the pre-check)."""
