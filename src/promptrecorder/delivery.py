@@ -143,6 +143,7 @@ class Delivery:
         self._said_after_shutdown = False
         self._shutting_down = False
         self._closed = False
+        self._sender_is_the_parents = False  # set in a forked child: never use its connections
         self._tracked: dict[int, ledger.Tally] = {}  # span id -> whose, until its fate is known
         self._spooled_tallies: dict[int, ledger.Tally] = {}  # span id -> whose, while on disk
 
@@ -316,6 +317,10 @@ class Delivery:
             self._largest_request = max(self._largest_request, len(body))
         with self._send_lock:
             try:
+                if self._sender_is_the_parents and self._rebuild_sender is not None:
+                    # Built on first use in a forked child, not in the fork handler itself.
+                    self._sender = self._rebuild_sender()
+                    self._sender_is_the_parents = False
                 return self._sender.send(body, timeout)
             except Exception as error:  # the contract says never; a bug must not kill the worker
                 return SendResult(False, True, False, f"{type(error).__name__}: {error}")
@@ -575,16 +580,16 @@ class Delivery:
                 )
             self._spool.release()
         try:
-            self._sender.close()
+            if not self._sender_is_the_parents:
+                self._sender.close()
         except Exception as error:  # a broken sender must not break shutdown
             logger.warning("promptrecorder: closing the sender for %s failed: %s", self.destination, error)
 
     def after_fork_in_child(self) -> None:
         """In a forked child: counters, locks and tallies of its own; a sender of its own."""
         self._init_state()
-        if self._rebuild_sender is not None:
-            # The parent's connections are the parent's: never write to its sockets.
-            self._sender = self._rebuild_sender()
+        # The parent's connections are the parent's: never write to its sockets (nor close them).
+        self._sender_is_the_parents = True
         if self._drain is not None:
             self._drain.after_fork_in_child()
 
