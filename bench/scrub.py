@@ -3,9 +3,10 @@
 Every input is one string handed to ``SecretScrubber()`` (what ``autorecord`` does with a
 prompt): BEGIN lines with no END line (what took the first scrubber 384 s at 1 MB),
 key prefixes repeated end to end ("sk-", "AKIA", "xoxb-", "ghp_", ...), long base64 runs
-with and without a BEGIN line before them, runs of one character, and ordinary English
-with "task-" and "risk-" in it (which holds the literal "sk-"). Ordinary prose is also
-measured at 10 KB, the size of a real prompt. The first scrubber (before issue 11) is
+with and without a BEGIN line before them, runs of one character, ordinary English with
+"task-" and "risk-" in it (which holds the literal "sk-"), a Slack token glued to each
+BEGIN line, and every prefix mixed. Ordinary prose is also measured at 10 KB, the size of
+a real prompt. The first scrubber (before issue 11) is
 measured on the BEGIN lines at 32 KB and 64 KB only: it is quadratic, so larger sizes take
 minutes (the ratio of the two shows the square; 1 MB is estimated from 64 KB as 256x).
 
@@ -111,6 +112,12 @@ INPUTS: dict[str, Callable[[int], str]] = {
     "one_char_a": _repeated("a"),
     "one_char_dash": _repeated("-"),
     "english_with_sk-": _repeated(ENGLISH),
+    # Several kinds at once: the merge of their matches, and secrets that run into the next one.
+    "xoxb_glued_to_begin_lines": _repeated("xoxb-1234567890-----BEGIN PRIVATE KEY-----\n"),
+    "every_prefix_mixed": _repeated(
+        "sk-AKIAxoxb-ghp_-----BEGIN PRIVATE KEY-----\nbearer aws_secret_access_key="
+        "ya29.GOCSPX-xapp-hooks.slack.com/services/"
+    ),
 }
 
 
