@@ -27,7 +27,15 @@ from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode,
 
 from promptrecorder import PromptRecorder, autorecord
 from promptrecorder.otlp_codec import decode_batch
-from promptrecorder.otlp_encode import EncodedSpan, encode_request, encode_span
+from promptrecorder.otlp_encode import (
+    EncodedSpan,
+    MalformedRequestError,
+    encode_request,
+    encode_span,
+    request_span_count,
+    request_span_ids,
+    split_request,
+)
 from tests.conftest import Tracing
 
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
@@ -498,3 +506,60 @@ def test_a_non_string_attribute_key_encodes_as_the_stock_encoder_does(
     span = _span(attributes={1: "x", "ok": "y"})
     with caplog.at_level(logging.CRITICAL):
         assert encode_request([span]) == _stock([span])
+
+
+# --- splitting a refused request ------------------------------------------------------------------
+
+
+def _flat(payload: bytes) -> list[tuple[bytes, str, bytes, str, bytes]]:
+    """Each span of a request with its resource and scope, as protobuf reads them."""
+    request = ExportTraceServiceRequest.FromString(payload)
+    return [
+        (
+            rs.resource.SerializeToString(),
+            rs.schema_url,
+            ss.scope.SerializeToString(),
+            ss.schema_url,
+            span.SerializeToString(),
+        )
+        for rs in request.resource_spans
+        for ss in rs.scope_spans
+        for span in ss.spans
+    ]
+
+
+@PROPERTY_SETTINGS
+@given(spans=batches())
+def test_a_request_splits_into_two_complete_requests_of_half_its_spans_each(
+    spans: list[ReadableSpan],
+) -> None:
+    """Each half is a whole request whose spans keep their resource and scope; in order, they are the
+    original's spans; the counts add up; a request of one span comes back whole."""
+    payload = encode_request(spans)
+    halves = split_request(payload)
+    flat = _flat(payload)
+    assert request_span_count(payload) == len(flat)
+    if len(flat) < 2:
+        assert halves == [(payload, len(flat))]
+        return
+    (first, first_count), (second, second_count) = halves
+    assert (first_count, second_count) == (len(flat) // 2, len(flat) - len(flat) // 2)
+    assert _flat(first) + _flat(second) == flat
+    assert _flat(first + second) == flat  # concatenated requests are one request (repeated field)
+    expected_ids = [(span.context.trace_id, span.context.span_id) for span in _sorted_as_encoded(spans)]
+    assert request_span_ids(payload) == expected_ids
+
+
+def _sorted_as_encoded(spans: list[ReadableSpan]) -> list[ReadableSpan]:
+    """The spans in the order encode_request writes them: grouped by resource, then scope."""
+    groups: dict[Any, dict[Any, list[ReadableSpan]]] = {}
+    for span in spans:
+        groups.setdefault(span.resource, {}).setdefault(span.instrumentation_scope, []).append(span)
+    return [span for scopes in groups.values() for group in scopes.values() for span in group]
+
+
+@pytest.mark.parametrize("payload", [b"\xff\xff\xff not protobuf", b"\x0a\x05abc", b"\x0b"])
+def test_bytes_that_are_not_a_request_are_refused_plainly(payload: bytes) -> None:
+    """Not a request (bad varint, a field past the end, an unknown wire type): MalformedRequestError."""
+    with pytest.raises(MalformedRequestError, match="not an OTLP trace request"):
+        split_request(payload)
