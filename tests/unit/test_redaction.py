@@ -426,6 +426,46 @@ ADVERSARIAL = {
 }
 
 
+class CountingPattern:
+    """A compiled regex that notes where each search starts."""
+
+    def __init__(self, pattern: re.Pattern[str]) -> None:
+        self.pattern = pattern
+        self.starts: list[int] = []
+
+    def search(self, text: str, pos: int = 0) -> re.Match[str] | None:
+        self.starts.append(pos)
+        return self.pattern.search(text, pos)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        ADVERSARIAL["begin_lines_without_end"][0],
+        ADVERSARIAL["begin_lines_without_end"][0] + "-----END PRIVATE KEY-----",
+        _repeated("xoxb-1234567890-----BEGIN PRIVATE KEY-----\n"),
+        _repeated(f"{SECRETS['github_token']} {SECRETS['private_key']} {SECRETS['bearer_token']}\n"),
+    ],
+    ids=["begin_lines", "begin_lines_then_end", "slack_glued_to_begin_lines", "three_kinds"],
+)
+def test_each_kind_and_each_end_line_is_searched_for_forwards_only(text: str) -> None:
+    """Without timing anything: every search of a kind starts after the previous one (so the
+    text is scanned once per kind), and an END line is searched for once per END line found,
+    not once per BEGIN line (which made the first scrubber quadratic)."""
+    scrubber = SecretScrubber()
+    kinds = [CountingPattern(regex) for regex in scrubber._regexes]
+    ends = [None if end is None else CountingPattern(end) for end in scrubber._block_ends]
+    scrubber._regexes = kinds  # type: ignore[assignment]  # counts, then searches as before
+    scrubber._block_ends = ends  # type: ignore[assignment]
+    assert scrubber(text)[1] > 0
+    for counted in [*kinds, *ends]:
+        if counted is not None:
+            assert counted.starts == sorted(set(counted.starts))
+    private_key_ends = ends[scrubber.kinds.index("private_key")]
+    assert private_key_ends is not None
+    assert len(private_key_ends.starts) <= text.count("-----END") + 1
+
+
 @pytest.mark.parametrize(("text", "secrets"), ADVERSARIAL.values(), ids=list(ADVERSARIAL))
 def test_megabytes_of_hostile_text_are_scrubbed_in_one_pass(text: str, secrets: int) -> None:
     """Each finishes (in well under a second on an idle core) and finds what it holds."""
