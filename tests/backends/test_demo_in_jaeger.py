@@ -1,0 +1,161 @@
+"""`promptrecorder demo --endpoint <collector>` through a real Collector into a real Jaeger v2.
+
+The trace is read back from both of Jaeger's query APIs: /api/v3/traces/{id} (OTLP JSON)
+and /api/traces/{id} (the JSON the UI reads, where span events are a span's Logs).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from promptrecorder import semconv
+from promptrecorder.demo import STAND_IN_MODEL, scripted_answer
+
+from .conftest import attributes, v3_spans, wait_for_trace
+from .processes import Collector, Jaeger
+
+PROTOCOLS = pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"], ids=["grpc", "http"])
+SERVICE = "promptrecorder-demo"
+# The demo's three prompts, by the recorder span that holds them (src/promptrecorder/demo.py).
+PROMPTS = {
+    "demo-session": [
+        "Summarise ticket 42: the printer on floor 3 jams on duplex jobs.",
+        "Draft a one-line reply to the ticket.",
+    ],
+    "demo-incident-title": ["Suggest a title for the incident report."],
+}
+
+
+def run_demo(endpoint: str, protocol: str, service: str) -> str:
+    """Runs the CLI as a user would (a fresh process, the stand-in model); returns the trace id."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "promptrecorder",
+            "demo",
+            "--endpoint",
+            endpoint,
+            "--protocol",
+            protocol,
+            "--service-name",
+            service,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_environ(),
+        check=False,
+    )
+    assert result.returncode == 0, f"demo exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+    match = re.search(r"^trace ([0-9a-f]{32}) ", result.stdout, re.MULTILINE)
+    assert match, f"no trace id in the demo's output:\n{result.stdout}"
+    return match.group(1)
+
+
+def _environ() -> dict[str, str]:
+    """This process's environment without OTEL_* and OPENAI_* (the stand-in model, our flags only)."""
+    return {key: value for key, value in os.environ.items() if not key.startswith(("OTEL_", "OPENAI_"))}
+
+
+def _events_by_name(spans: list[dict[str, Any]]) -> Counter[str]:
+    return Counter(event["name"] for span in spans for event in span.get("events", []))
+
+
+def _complete(answer: Any) -> bool:
+    spans = v3_spans(answer)
+    events = _events_by_name(spans)
+    return events[semconv.EVENT_PROMPT] == 3 and events[semconv.EVENT_RESPONSE] == 3
+
+
+@PROTOCOLS
+def test_the_demo_trace_arrives_in_jaeger_with_every_pair_in_otlp_json(
+    protocol: str, collector: Collector, jaeger: Jaeger
+) -> None:
+    """/api/v3: service name, span names, parent links, and each pair's text, model and usage.
+
+    The demo's recorder span `demo-session` is the root; `demo-incident-title` is its child;
+    each prompt and response is a span event (`promptrecorder.prompt`/`.response`) on the
+    recorder span that was active, with the text, the model and the token counts.
+    """
+    service = f"{SERVICE}-{protocol.replace('/', '-')}"
+    trace_id = run_demo(collector.endpoint(protocol), protocol, service)
+    spans = v3_spans(wait_for_trace(jaeger, trace_id, _complete))
+
+    assert {span["_resource"]["service.name"]["stringValue"] for span in spans} == {service}
+    assert all(span["traceId"] == trace_id for span in spans)
+    by_name = {span["name"]: span for span in spans if span["name"] in PROMPTS}
+    root, title = by_name["demo-session"], by_name["demo-incident-title"]
+    assert not root.get("parentSpanId")
+    assert title["parentSpanId"] == root["spanId"]
+    ids = {span["spanId"] for span in spans}
+    assert all(span.get("parentSpanId", "") in ids for span in spans if span is not root)
+
+    for name, prompts in PROMPTS.items():
+        events = [(event["name"], attributes(event)) for event in by_name[name]["events"]]
+        prompt_events = [a for n, a in events if n == semconv.EVENT_PROMPT]
+        response_events = [a for n, a in events if n == semconv.EVENT_RESPONSE]
+        assert [a[semconv.PROMPT_TEXT] for a in prompt_events] == prompts
+        assert [a[semconv.RESPONSE_TEXT] for a in response_events] == [scripted_answer(p) for p in prompts]
+        for prompt, response in zip(prompt_events, response_events, strict=True):
+            assert prompt[semconv.RECORD_ID] == response[semconv.RECORD_ID]
+            assert prompt[semconv.GEN_AI_REQUEST_MODEL] == STAND_IN_MODEL
+            assert response[semconv.GEN_AI_RESPONSE_MODEL] == STAND_IN_MODEL
+            assert response[semconv.GEN_AI_RESPONSE_FINISH_REASONS] == ["stop"]
+            assert prompt[semconv.GEN_AI_USAGE_INPUT_TOKENS] > 0
+            assert response[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] > 0
+            assert prompt[semconv.PROMPT_TEXT] in prompt[semconv.GEN_AI_INPUT_MESSAGES]
+            assert response[semconv.RESPONSE_TEXT] in response[semconv.GEN_AI_OUTPUT_MESSAGES]
+
+
+@PROTOCOLS
+def test_the_demo_trace_reads_back_from_the_ui_api_with_each_pair_as_a_span_log(
+    protocol: str, collector: Collector, jaeger: Jaeger
+) -> None:
+    """/api/traces (what the UI shows): process service name, CHILD_OF references, pairs as Logs.
+
+    Each span event is a Log whose field `event` is the event name and whose other fields
+    are its attributes: the text, model and token counts, as typed tags.
+    """
+    service = f"{SERVICE}-ui-{protocol.replace('/', '-')}"
+    trace_id = run_demo(collector.endpoint(protocol), protocol, service)
+    wait_for_trace(jaeger, trace_id, _complete)
+    status, answer = jaeger.get_json(f"/api/traces/{trace_id}")
+    assert status == 200, answer
+    [trace] = answer["data"]
+    assert trace["traceID"] == trace_id
+    spans = {span["operationName"]: span for span in trace["spans"]}
+    assert {trace["processes"][span["processID"]]["serviceName"] for span in trace["spans"]} == {service}
+    root, title = spans["demo-session"], spans["demo-incident-title"]
+    assert not root.get("references")
+    assert title["references"] == [{"refType": "CHILD_OF", "traceID": trace_id, "spanID": root["spanID"]}]
+
+    for name, prompts in PROMPTS.items():
+        logs = [{field["key"]: field for field in log["fields"]} for log in spans[name]["logs"]]
+        prompt_logs = [log for log in logs if log["event"]["value"] == semconv.EVENT_PROMPT]
+        response_logs = [log for log in logs if log["event"]["value"] == semconv.EVENT_RESPONSE]
+        assert [log[semconv.PROMPT_TEXT]["value"] for log in prompt_logs] == prompts
+        assert [log[semconv.RESPONSE_TEXT]["value"] for log in response_logs] == [
+            scripted_answer(p) for p in prompts
+        ]
+        for prompt, response in zip(prompt_logs, response_logs, strict=True):
+            assert prompt[semconv.GEN_AI_REQUEST_MODEL] == {
+                "key": semconv.GEN_AI_REQUEST_MODEL,
+                "type": "string",
+                "value": STAND_IN_MODEL,
+            }
+            assert response[semconv.GEN_AI_RESPONSE_MODEL]["value"] == STAND_IN_MODEL
+            # An array attribute becomes its JSON text in the UI's JSON (in /api/v3 it stays an array).
+            assert response[semconv.GEN_AI_RESPONSE_FINISH_REASONS]["type"] == "string"
+            assert response[semconv.GEN_AI_RESPONSE_FINISH_REASONS]["value"] == '["stop"]'
+            assert prompt[semconv.GEN_AI_USAGE_INPUT_TOKENS]["type"] == "int64"
+            assert prompt[semconv.GEN_AI_USAGE_INPUT_TOKENS]["value"] > 0
+            assert response[semconv.GEN_AI_USAGE_OUTPUT_TOKENS]["value"] > 0
+            assert prompt[semconv.RECORD_ID]["value"] == response[semconv.RECORD_ID]["value"]
