@@ -554,6 +554,8 @@ def test_children_forked_with_a_spool_keep_their_own_files_and_drain_them(
         assert time.monotonic() < deadline, "the children did not spool within 40 s"
         time.sleep(0.05)
     spooled = [json.loads((work / f"child-{child}.spooled").read_text()) for child in range(2)]
+    # The parent's batch and each child's: three files at least, none written over another.
+    assert len(list(spool.rglob("*.otlp"))) >= 3, sorted(path.name for path in spool.rglob("*"))
     with _receiver(protocol, port) as receiver:
         (work / "go").touch()
         stdout, stderr = process.communicate(timeout=60)
