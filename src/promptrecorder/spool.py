@@ -268,17 +268,18 @@ class Spool:
 
     def remove(self, entry: SpoolEntry) -> None:
         """Delete a batch the collector accepted."""
-        self._forget(entry)
+        # The file goes first: whoever sees the spool empty also sees the directory empty.
         _unlink_quietly(self.directory / entry.name)
+        self._forget(entry)
 
     def quarantine(self, entry: SpoolEntry, why: str) -> None:
         """Set a damaged batch aside as ``<name>.corrupt``, count it and say so once."""
-        self._forget(entry)
         path = self.directory / entry.name
         try:
             path.rename(path.with_name(entry.name + ".corrupt"))
         except OSError:
             _unlink_quietly(path)
+        self._forget(entry)
         with self._lock:
             self.quarantined_files += 1
             self.quarantined_spans += entry.spans
@@ -317,13 +318,13 @@ class Spool:
 
         The caller logs it (once per file). Returns the new path.
         """
-        self._forget(entry)
         path = self.directory / entry.name
         target = path.with_name(entry.name + ".rejected")
         try:
             path.rename(target)
         except OSError:
             _unlink_quietly(path)
+        self._forget(entry)
         with self._lock:
             self.rejected_files += 1
             self.rejected_spans += entry.spans

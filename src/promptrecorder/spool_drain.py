@@ -150,9 +150,9 @@ class SpoolDrain:
         delivery.settle(span_ids, body, "spooled")
         if self._spool.append(body, count) is None:
             delivery.settle(span_ids, body, "dropped")
-            delivery.count_failed(count)
+            delivery.report.failed(count)
             return
-        delivery.count_spooled(count)
+        delivery.report.spooled(count)
         self.start()  # after a fork, the child's drain thread starts with its first file
         self._wake.set()
 
@@ -207,7 +207,7 @@ class SpoolDrain:
             request_span_count(body)  # refuses what is not a request before it is sent
         except (CorruptSpoolFileError, MalformedRequestError) as error:
             spool.quarantine(entry, str(error))
-            delivery.count_failed(entry.spans)
+            delivery.report.failed(entry.spans)
             return True, None
         left = delivery.send_request(body, entry.spans, None, retry=False, entry=entry)
         if not left:
@@ -221,12 +221,12 @@ class SpoolDrain:
         if remaining < entry.spans:  # part of it was delivered or set aside: keep only the rest
             entry = spool.rewrite(entry, rest, remaining) or entry
         if transient(result):
-            delivery.note_spool_failure(remaining, result.reason)
+            delivery.report.gave_up(remaining, result.reason, spooled=True)
             return False, result.retry_after
         # Refused for good: set aside, so that the batches behind it flow.
         path = spool.set_aside(entry, result.reason)
         delivery.settle(None, rest, "dropped")
-        delivery.count_rejected_file(remaining, result.reason)
+        delivery.report.rejected_file(remaining, result.reason)
         logger.warning(
             "promptrecorder: %s refused the spooled batch %s (%d spans) for good: %s. It was set "
             "aside as %s and counted (delivery_stats().rejected_spans); the batches behind it carry on.",
