@@ -13,11 +13,9 @@ import atexit
 import os
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
-import requests
 from opentelemetry import trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
@@ -31,7 +29,6 @@ from promptrecorder.credentials import mask_url
 from promptrecorder.delivery import Delivery, DeliveryStats, ExporterSender
 from promptrecorder.delivery_processor import DeliveryProcessor
 from promptrecorder.otlp_send import OtlpSender
-from promptrecorder.otlp_send import resolve_protocol as resolve_protocol  # for promptrecorder.check
 from promptrecorder.spool import Spool, SpoolUnavailableError
 
 
@@ -419,7 +416,7 @@ def _add_delivery(
     export_timeout: float,
     *,
     retry: bool = True,
-    rebuild: Any = None,
+    rebuild: Callable[[], OtlpSender] | None = None,
 ) -> None:
     opened = None
     if spool is not None:
@@ -497,40 +494,6 @@ def _exporter_names(exporter: str | Sequence[str] | None) -> list[str]:
         if name not in settings.EXPORTERS:
             raise ValueError(f"{source} must name exporters among {settings.EXPORTERS}, got {name!r}")
     return [] if "none" in cleaned else list(dict.fromkeys(cleaned))
-
-
-# --- kept for promptrecorder.check (transport), which resolves as configure() does ---------
-
-
-def resolve_endpoint(endpoint: str | None, protocol: str) -> str:
-    """The traces URL for ``protocol``, by the OTLP exporter specification's rules (``otlp_send``)."""
-    if endpoint is not None and (not isinstance(endpoint, str) or "://" not in endpoint):
-        raise ValueError(
-            f"`endpoint` must be a URL such as 'http://localhost:4318', got {mask_url(endpoint)!r}"
-        )
-    if endpoint is None:
-        traces = settings.env(settings.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)
-        if traces is not None:
-            return traces
-        endpoint = settings.env(settings.OTEL_EXPORTER_OTLP_ENDPOINT)
-    if protocol == "grpc":
-        return endpoint or settings.DEFAULT_GRPC_ENDPOINT
-    base = (endpoint or settings.DEFAULT_HTTP_ENDPOINT).rstrip("/")
-    return base if base.endswith(settings.HTTP_TRACES_PATH) else base + settings.HTTP_TRACES_PATH
-
-
-class PinnedCaSession(requests.Session):
-    """A requests session whose own CA file is not overridden by the environment's bundle.
-
-    Kept for ``promptrecorder.check`` until it sends through ``otlp_send``; configure() no
-    longer uses it.
-    """
-
-    def merge_environment_settings(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        merged: dict[str, Any] = super().merge_environment_settings(*args, **kwargs)
-        if isinstance(self.verify, str):
-            merged["verify"] = self.verify
-        return merged
 
 
 def _parse_headers(headers: Mapping[str, str] | str | None) -> dict[str, str] | None:

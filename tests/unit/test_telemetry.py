@@ -24,7 +24,7 @@ from promptrecorder import (
     telemetry,
 )
 from promptrecorder.delivery_processor import DeliveryProcessor
-from promptrecorder.telemetry import destinations, resolve_endpoint
+from promptrecorder.telemetry import destinations
 
 pytestmark = pytest.mark.usefixtures("global_tracing")
 
@@ -243,7 +243,8 @@ def test_endpoint_resolution_follows_the_otlp_rules(
     """A signal-specific URL is used as is; a base URL gets /v1/traces over HTTP; arguments win."""
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    assert resolve_endpoint(endpoint, protocol) == expected
+    configure(endpoint=endpoint, protocol=protocol)
+    assert destinations() == [f"{expected} ({'OTLP/gRPC' if protocol == 'grpc' else 'OTLP/HTTP'})"]
 
 
 def test_protocol_falls_back_to_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
