@@ -244,6 +244,45 @@ def test_a_huge_prompt_arrives_truncated_with_its_original_length(protocol: str,
     json.loads(str(prompt.attributes[semconv.GEN_AI_INPUT_MESSAGES]))  # still valid JSON
 
 
+@PROTOCOLS
+def test_five_megabyte_metadata_and_attributes_arrive_bounded_and_take_nothing_down(protocol: str) -> None:
+    """Issue 11, item 1: every exported value is bounded, not only prompts and responses.
+
+    A 5 MB metadata value and a 5 MB recorder attribute, among 20 ordinary requests: all 22
+    spans arrive, no request exceeded the receiver's limit, and each big value arrives cut,
+    ending with the truncation marker.
+    """
+    huge = "m" * 5_000_000
+    with _receiver(protocol) as receiver:
+        _configure(receiver, protocol)
+        for index in range(20):
+            with PromptRecorder("req"):
+                autorecord(f"prompt {index}", "response", model="m")
+        with PromptRecorder("big-metadata"):
+            autorecord("prompt", "response", model="m", metadata={"blob": huge})
+        with PromptRecorder("big-attribute", attributes={"note": huge}):
+            autorecord("prompt", "response", model="m")
+        assert flush(timeout=20) is True
+        _assert_within_limit(receiver)
+        names = Counter(span.name for span in receiver.spans())
+        metadata_span, attribute_span = (
+            receiver.span_named("big-metadata"),
+            receiver.span_named("big-attribute"),
+        )
+    assert names == Counter({"req": 20, "big-metadata": 1, "big-attribute": 1})
+    exported = [
+        value
+        for event in metadata_span.events
+        for key, value in event.attributes.items()
+        if key == f"{semconv.METADATA_PREFIX}blob"
+    ]
+    assert exported, "the metadata value was not exported at all"
+    assert all(len(str(value)) < len(huge) and str(value).endswith(TRUNCATION_MARKER) for value in exported)
+    note = str(attribute_span.attributes["note"])
+    assert len(note) < len(huge)
+    assert note.endswith(TRUNCATION_MARKER)
+
+
 # --- (d) the poison batch -------------------------------------------------------------------------
 
 
