@@ -126,6 +126,48 @@ def test_a_span_larger_than_the_bound_is_sent_alone(use_sender: Callable[[FakeSe
     assert sum(len(names) for names in batches) == 7
 
 
+def test_the_queue_is_bounded_in_bytes_too(
+    use_sender: Callable[[FakeSender], None],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A sender that hangs and a 100 KB byte bound: 10 KB spans beyond it are dropped and counted
+    (queue_dropped_spans), said once, though the span-count bound (2048) is far away."""
+    monkeypatch.setenv("PROMPTRECORDER_MAX_QUEUE_BYTES", "100000")
+    release = threading.Event()
+    sender = FakeSender(lambda body: ACCEPTED if release.wait(10) else REFUSED)
+    use_sender(sender)
+    configure(max_request_bytes=50_000)
+    with caplog.at_level(logging.WARNING, logger="promptrecorder"):
+        record(40, text="w" * 5000)
+        release.set()
+        assert flush(timeout=10) is False
+    stats = delivery_stats()[0]
+    assert stats.queue_dropped_spans > 0
+    assert stats.exported_spans + stats.queue_dropped_spans == 40
+    assert len(sender.names()) == stats.exported_spans < 40
+    assert len([line for line in warnings_of(caplog) if "queue" in line]) == 1
+
+
+def test_a_span_that_cannot_be_encoded_is_lost_alone(use_sender: Callable[[FakeSender], None]) -> None:
+    """A span whose start time OTLP cannot hold (negative nanoseconds) fails on its own: the spans
+    around it arrive, it is counted as failed."""
+    from opentelemetry import trace
+
+    sender = FakeSender()
+    use_sender(sender)
+    configure()
+    tracer = trace.get_tracer("test")
+    tracer.start_span("before").end()
+    tracer.start_span("bad", start_time=-5).end()
+    tracer.start_span("after").end()
+    assert flush(timeout=5) is False
+    assert sender.names() == ["before", "after"]
+    stats = delivery_stats()[0]
+    assert (stats.exported_spans, stats.failed_spans) == (2, 1)
+    assert "could not be encoded" in (stats.last_error or "")
+
+
 @pytest.mark.parametrize(
     ("kwargs", "env", "match"),
     [
