@@ -90,9 +90,11 @@ def start_collector(
     """Starts a Collector of the test's own (in front of the session's Jaeger); stops it after."""
     started: list[Collector] = []
 
-    def start(**limits: str) -> Collector:
+    def start(stock_limits: bool = True, **limits: str) -> Collector:
+        """`limits` override PROMPTRECORDER_COLLECTOR_* variables; without `stock_limits` the config's own defaults apply."""
         name = f"collector-{request.node.name}-{len(started)}".replace("/", "_")
-        collector = make_collector(backend_logs, jaeger, name=name, **{**STOCK_LIMITS, **limits})
+        base = STOCK_LIMITS if stock_limits else {}
+        collector = make_collector(backend_logs, jaeger, name=name, **{**base, **limits})
         collector.start()
         started.append(collector)
         return collector

@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -159,3 +160,14 @@ def test_the_demo_trace_reads_back_from_the_ui_api_with_each_pair_as_a_span_log(
             assert prompt[semconv.GEN_AI_USAGE_INPUT_TOKENS]["value"] > 0
             assert response[semconv.GEN_AI_USAGE_OUTPUT_TOKENS]["value"] > 0
             assert prompt[semconv.RECORD_ID]["value"] == response[semconv.RECORD_ID]["value"]
+
+
+def test_the_demo_arrives_through_the_collector_config_exactly_as_compose_runs_it(
+    start_collector: Callable[..., Collector], jaeger: Jaeger
+) -> None:
+    """Only addresses moved: the limits are config/otel-collector.yaml's own defaults (16 MiB gRPC, 20 MiB HTTP)."""
+    shipped = start_collector(stock_limits=False)
+    assert not any("MAX" in name for name in shipped.env)
+    trace_id = run_demo(shipped.grpc_endpoint, "grpc", f"{SERVICE}-shipped")
+    spans = v3_spans(wait_for_trace(jaeger, trace_id, _complete))
+    assert {span["name"] for span in spans} >= set(PROMPTS)
