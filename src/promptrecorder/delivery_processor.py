@@ -35,6 +35,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace import Span as SDKSpan
 
+from promptrecorder._diagnostics import warn_once
 from promptrecorder.delivery import Delivery
 from promptrecorder.otlp_encode import EncodedSpan, encode_request
 
@@ -162,9 +163,13 @@ class DeliveryProcessor(SpanProcessor):
                 if time.monotonic() >= next_send:
                     next_send = time.monotonic() + self.schedule_delay_s
                 self._in_flight = batch
-            sent = 0
+            sent = len(batch)
             try:
                 sent = self._send(batch, deadline)
+            except Exception as error:  # a bug of ours must not stop delivery for good
+                warn_once("delivery-worker", "promptrecorder: sending a batch failed unexpectedly: %r", error)
+                ids = [span.context.span_id for span, _ in batch]
+                self.delivery.lose(None, len(batch), f"{type(error).__name__}: {error}", ids)
             finally:
                 with self._changed:
                     self._in_flight = []

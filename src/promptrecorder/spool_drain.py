@@ -27,7 +27,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from promptrecorder._diagnostics import QUEUE_EPISODE_QUIET_S, logger
+from promptrecorder._diagnostics import QUEUE_EPISODE_QUIET_S, logger, warn_once
 from promptrecorder.otlp_encode import EncodedSpan, MalformedRequestError, encode_request, request_span_count
 from promptrecorder.spool import CorruptSpoolFileError, Spool, SpoolEntry
 
@@ -178,6 +178,11 @@ class SpoolDrain:
             try:
                 entry = self._spool.oldest()
                 delivered, asked = (True, None) if entry is None else self._resend(entry)
+            except Exception as error:  # a bug of ours must not stop the drain for good
+                warn_once(
+                    "spool-drain", "promptrecorder: re-sending a spooled batch failed unexpectedly: %r", error
+                )
+                delivered, asked = False, None
             finally:
                 self._spool.draining.release()
             if delivered:
@@ -201,6 +206,7 @@ class SpoolDrain:
     def _resend(self, entry: SpoolEntry) -> tuple[bool, float | None]:
         """Re-send one spooled batch: (moved on, the pause the collector asked for)."""
         from promptrecorder.delivery import transient  # delivery imports this module
+
         spool, delivery = self._spool, self._delivery
         try:
             body = spool.read(entry)

@@ -697,3 +697,35 @@ def test_a_file_cut_short_by_an_outage_keeps_only_what_was_not_delivered(
     up.set()
     assert flush(timeout=10) is True
     assert sender.names() == ["s0", "s1", "s2", "s3"]
+
+
+def test_a_bug_while_sending_loses_its_batch_not_the_worker(
+    use_sender: Callable[[FakeSender], None],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """deliver() raising once (a bug of ours): that batch is counted as failed, said once, and the
+    worker goes on delivering the next."""
+    from promptrecorder.delivery import Delivery
+
+    sender = FakeSender()
+    use_sender(sender)
+    configure()
+    real = Delivery.deliver
+    calls: list[int] = []
+
+    def broken_once(self: Delivery, *args: object) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("a bug")
+        real(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Delivery, "deliver", broken_once)
+    with caplog.at_level(logging.WARNING, logger="promptrecorder"):
+        record(2, "lost")
+        assert flush(timeout=5) is False
+        record(1, "kept")
+        assert flush(timeout=5) is True
+    assert sender.names() == ["kept0"]
+    assert delivery_stats()[0].failed_spans == 2
+    assert any("failed unexpectedly: RuntimeError('a bug')" in line for line in warnings_of(caplog))
