@@ -8,9 +8,13 @@ import random
 import re
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from promptrecorder import PromptRecorder, autorecord, semconv
 from promptrecorder.redaction import (
+    _BUILTIN_CHARACTERS,
+    _BUILTIN_LITERALS,
     BUILTIN_SECRET_PATTERNS,
     SecretScrubber,
     capture_from_environment,
@@ -189,6 +193,43 @@ def test_only_the_kinds_whose_literal_a_text_holds_are_searched() -> None:
     assert searched == {"openai_api_key"}
     assert scrubber(prose) == (prose, 0)
     assert scrubber._candidates("The quick brown fox jumps over the lazy dog.") == []
+
+
+@pytest.mark.parametrize("kind", list(BUILTIN_SECRET_PATTERNS))
+# The autouse fixture only clears environment variables, which nothing here reads.
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_every_match_holds_what_the_pre_check_looks_for(kind: str, data: st.DataObject) -> None:
+    """Any text a built-in pattern matches holds every character of one of its kind's sets and
+    one of its literals (a case-insensitive one in its casefold()): the pre-check that skips
+    kinds lacking them never skips a kind that matches."""
+    match = data.draw(st.from_regex(re.compile(BUILTIN_SECRET_PATTERNS[kind]), fullmatch=True))
+    assert any(
+        all(character in match for character in characters) for characters in _BUILTIN_CHARACTERS[kind]
+    )
+    cased, case_insensitive = _BUILTIN_LITERALS[kind]
+    folded = match.casefold()
+    assert any(literal in match for literal in cased) or any(
+        literal in folded for literal in case_insensitive
+    )
+    assert SecretScrubber()._candidates(match) != []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "gpt-4o-mini",
+        "claude-3-5-sonnet-20241022",
+        "text-embedding-3-small",
+        '{"user": "alice", "team": "support", "temperature": 0.2}',
+        "Please summarise the following support ticket in two sentences.",
+    ],
+)
+def test_model_names_and_metadata_run_no_pattern(text: str) -> None:
+    """Everyday short texts lack the characters and literals of every kind: no regex runs."""
+    scrubber = SecretScrubber()
+    assert scrubber._candidates(text) == []
+    assert scrubber(text) == (text, 0)
 
 
 # --- the first scrubber as the reference --------------------------------------------------
