@@ -10,6 +10,11 @@ a real prompt. The first scrubber (before issue 11) is
 measured on the BEGIN lines at 32 KB and 64 KB only: it is quadratic, so larger sizes take
 minutes (the ratio of the two shows the square; 1 MB is estimated from 64 KB as 256x).
 
+Texts with no secret (a model name, a 200-character sentence, prose of 10 KB and 1 MB: what
+every model name and metadata value costs in the caller's request) are measured per call,
+side by side with the first scrubber as it ran, pre-check included, loaded from git
+(``git show e580f4b:src/promptrecorder/redaction.py``; left out where git cannot show it).
+
 Run from the repository root::
 
     .venv/bin/python bench/scrub.py            # 1 MB and 10 MB, ~20 s (~45 s on 2 busy cores)
@@ -29,8 +34,11 @@ import json
 import platform
 import random
 import re
+import subprocess
 import sys
 import time
+import timeit
+import types
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -40,6 +48,8 @@ from promptrecorder.redaction import SecretScrubber
 KB = 1024
 MB = 1024 * KB
 RESULTS = Path(__file__).resolve().parent / "results"
+ROOT = Path(__file__).resolve().parent.parent
+FIRST_SCRUBBER = "e580f4b:src/promptrecorder/redaction.py"
 
 ENGLISH = (
     "The quick brown fox jumps over the lazy dog. Our team reviewed the task-list and the "
@@ -69,6 +79,21 @@ _OLD_REGEX = re.compile("|".join(f"(?P<{kind}>{pattern})" for kind, pattern in O
 
 def old_scrub(text: str) -> str:
     return _OLD_REGEX.sub(lambda match: f"[REDACTED:{match.lastgroup}]", text)
+
+
+def first_scrubber() -> Callable[[str], object] | None:
+    """The first scrubber's ``SecretScrubber()`` (pre-check and all), from git; None without git."""
+    try:
+        source = subprocess.run(
+            ["git", "show", FIRST_SCRUBBER], capture_output=True, text=True, check=True, cwd=ROOT
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    module = types.ModuleType("first_scrubber")
+    sys.modules[module.__name__] = module  # @dataclass looks the module up while the class is made
+    exec(compile(source, FIRST_SCRUBBER, "exec"), module.__dict__)
+    scrubber: Callable[[str], object] = module.SecretScrubber()
+    return scrubber
 
 
 def _repeated(unit: str) -> Callable[[int], str]:
@@ -130,6 +155,37 @@ def _us_per_kb(scrub: Callable[[str], object], text: str, rounds: int) -> float:
     return best * 1e6 / (len(text) / KB)
 
 
+def _us_per_call(scrub: Callable[[str], object], text: str, rounds: int) -> float:
+    calls = max(1, 2_000_000 // (len(text) + 200))  # ~10 ms a round
+    return min(timeit.repeat(lambda: scrub(text), number=calls, repeat=rounds)) * 1e6 / calls
+
+
+# Texts with no secret in them, as every model name and metadata value is.
+ORDINARY: dict[str, str] = {
+    "model_name": "gpt-4o-mini",
+    "sentence": _repeated(PROSE)(200),
+    "prose": _repeated(PROSE)(10 * KB),
+    "prose_1mb": _repeated(PROSE)(MB),
+}
+
+
+def run_ordinary(rounds: int) -> list[dict[str, Any]]:
+    """This scrubber and the first one, per call, on texts with no secret."""
+    scrubber, first = SecretScrubber(), first_scrubber()
+    rows = []
+    for name, text in ORDINARY.items():
+        assert scrubber(text) == (text, 0)
+        rows.append(
+            {
+                "input": name,
+                "size": len(text),
+                "us_per_call": _us_per_call(scrubber, text, rounds),
+                "first_scrubber_us_per_call": None if first is None else _us_per_call(first, text, rounds),
+            }
+        )
+    return rows
+
+
 def _size_label(size: int) -> str:
     return f"{size // MB} MB" if size >= MB else f"{size // KB} KB"
 
@@ -183,6 +239,7 @@ def run(sizes: list[int], old_sizes: list[int], prose_size: int, rounds: int) ->
         "rows": rows,
         "worst": worst,
         "old_scrubber": old,
+        "ordinary": run_ordinary(rounds),
         # Quadratic: the time at 1 MB is (1 MB / size)^2 times the time at the size measured.
         "old_begin_lines_1mb_seconds_estimated": seconds_old * (MB / largest_old["size"]) ** 2,
         "new_begin_lines_1mb_seconds": None if new_1mb is None else new_1mb["us_per_kb"] * 1024 / 1e6,
@@ -204,6 +261,13 @@ def _print(report: dict[str, Any]) -> None:
     print(f"first scrubber at 1 MB, estimated: {report['old_begin_lines_1mb_seconds_estimated']:.0f} s")
     if report["new_begin_lines_1mb_seconds"] is not None:
         print(f"this scrubber at 1 MB: {report['new_begin_lines_1mb_seconds']:.3f} s")
+    print(f"{'no secret, per call':30} {'size':>6} {'µs':>9} {'first µs':>9}")
+    for row in report["ordinary"]:
+        size = _size_label(row["size"]) if row["size"] >= KB else str(row["size"])
+        first = (
+            "-" if row["first_scrubber_us_per_call"] is None else f"{row['first_scrubber_us_per_call']:.2f}"
+        )
+        print(f"{row['input']:30} {size:>6} {row['us_per_call']:9.2f} {first:>9}")
 
 
 def main(argv: list[str] | None = None) -> int:
