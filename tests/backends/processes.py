@@ -153,6 +153,9 @@ def make_jaeger(log_dir: Path) -> Jaeger:
         "PROMPTRECORDER_JAEGER_QUERY_GRPC_ENDPOINT": f"{LOOPBACK}:{query_grpc}",
         "PROMPTRECORDER_JAEGER_HEALTH_ENDPOINT": f"{LOOPBACK}:{health}",
         "PROMPTRECORDER_JAEGER_METRICS_LEVEL": "none",
+        # A stock Jaeger's limit (gRPC's 4 MiB, not the file's 16): the Collector's exporter
+        # must keep its requests below it (sending_queue.batch, sizer bytes, in the config).
+        "PROMPTRECORDER_JAEGER_GRPC_MAX_RECV_MIB": "4",
         # Jaeger v2 traces its own queries (jaeger_query's enable_tracing defaults to true) with
         # the OTel SDK's defaults: OTLP to localhost:4317. In compose that is its own receiver;
         # here 4317 may be anyone's, so point it at its own receiver and sample nothing.
