@@ -613,6 +613,25 @@ def test_collector_exports_to_the_jaeger_service_over_otlp_grpc(
     assert host_and_port(exporter["endpoint"])[1] == OTLP_GRPC_PORT
 
 
+def test_requests_to_jaeger_are_bounded_in_bytes_below_a_stock_grpc_limit(
+    collector_config: dict[str, Any],
+) -> None:
+    """The Jaeger exporter batches by bytes up to less than 4 MiB: the batch processor counts spans.
+
+    A request Jaeger refuses as too large is dropped by the Collector for good
+    (config/README.md, measured), so the exporter must split what the batch processor makes.
+    """
+    [jaeger_exporter] = [
+        exporter
+        for exporter_id, exporter in collector_config["exporters"].items()
+        if component_type(exporter_id) in {"otlp_grpc", "otlp"}
+        and host_and_port(exporter["endpoint"])[0] == JAEGER
+    ]
+    batch = jaeger_exporter["sending_queue"]["batch"]
+    assert batch["sizer"] == "bytes"
+    assert 0 < batch["min_size"] <= batch["max_size"] < 4 * 1024 * 1024
+
+
 # --------------------------------------------------------------------------------------
 # config/jaeger.yaml and the jaeger service
 # --------------------------------------------------------------------------------------
