@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 from opentelemetry import trace
-from tests.unit.test_readback import as_exported, record_session
 
 from promptrecorder import (
     PromptRecord,
@@ -24,6 +23,7 @@ from promptrecorder import (
     read_otlp_json,
 )
 from promptrecorder.cli import main
+from tests.unit.test_readback import as_exported, record_session
 
 from .processes import Collector, Jaeger
 
