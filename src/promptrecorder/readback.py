@@ -223,7 +223,8 @@ class _PairCollector:
                 by_span.setdefault(prompt.span.order, []).append((prompt, response))
         ordered = heapq.merge(*by_span.values(), key=lambda pair: pair[1].time_ns)
         return [
-            _record(str(prompt.attributes[semconv.RECORD_ID]), prompt, response) for prompt, response in ordered
+            _record(str(prompt.attributes[semconv.RECORD_ID]), prompt, response)
+            for prompt, response in ordered
         ]
 
 
