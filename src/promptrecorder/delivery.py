@@ -53,17 +53,6 @@ RETRY_FIRST_DELAY_S = 0.5
 RETRY_MAX_DELAY_S = 8.0
 
 
-def transient(result: SendResult) -> bool:
-    """Whether the same request may pass later: the sender's word, and any HTTP 5xx.
-
-    The OTLP specification retries only 502/503/504 over HTTP; issue 11 holds every 5xx
-    transient (a collector's 500 is usually a passing fault), so a spooled file is never set
-    aside for one.
-    """
-    status = result.status
-    return result.retryable or (isinstance(status, int) and 500 <= status < 600)
-
-
 # A part of a batch that was not delivered: its request bytes, span count, the last answer.
 Undelivered = tuple[bytes, int, SendResult]
 
@@ -239,7 +228,7 @@ class Delivery:
             if left <= 0:
                 return SendResult(False, True, False, "not sent: no time left before the shutdown deadline")
             result = self._send_once(body, left)
-            retryable = transient(result)
+            retryable = result.retryable
             if not result.delivered and not result.splittable:
                 self.report.outage_begins(count, result.reason, retrying=retry and retryable)
             if result.delivered or not retryable or not retry or self._stop.is_set():

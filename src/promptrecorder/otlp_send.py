@@ -63,7 +63,7 @@ class SendResult:
 
     Attributes:
         delivered: accepted (HTTP 2xx, gRPC OK), possibly with ``rejected_spans`` refused.
-        retryable: a transient failure; the same request may pass later (HTTP 408/429/502/503/504,
+        retryable: a transient failure; the same request may pass later (HTTP 408, 429, any 5xx,
             gRPC UNAVAILABLE/DEADLINE_EXCEEDED/ABORTED/CANCELLED/DATA_LOSS, a RESOURCE_EXHAUSTED
             that is not about message size, connection refused or reset, timeout).
         splittable: a permanent refusal that a smaller request may pass (HTTP 400/413, gRPC

@@ -38,8 +38,11 @@ from promptrecorder.otlp_send import (
     unexpected_result,
 )
 
-# The OTLP specification's retryable HTTP answers (and 408, which the stock exporter retries).
-RETRYABLE_STATUSES = frozenset({408, 429, 502, 503, 504})
+# Answers after which the same request may pass later. The OTLP specification names
+# 429/502/503/504; we also hold 408 (the stock exporter retries it) and every other 5xx
+# transient: a collector's 500 is usually a passing fault, and a spooled batch must not be
+# set aside for one.
+RETRYABLE_STATUSES = frozenset({408, 429, *range(500, 600)})
 # Refusals of this request's content or size: halves of it may pass.
 SPLITTABLE_STATUSES = frozenset({400, 413})
 # OpenSSL reasons for a handshake answered in plain text (the server does not speak TLS).

@@ -205,8 +205,6 @@ class SpoolDrain:
 
     def _resend(self, entry: SpoolEntry) -> tuple[bool, float | None]:
         """Re-send one spooled batch: (moved on, the pause the collector asked for)."""
-        from promptrecorder.delivery import transient  # delivery imports this module
-
         spool, delivery = self._spool, self._delivery
         try:
             body = spool.read(entry)
@@ -226,7 +224,7 @@ class SpoolDrain:
         result = left[0][2]
         if remaining < entry.spans:  # part of it was delivered or set aside: keep only the rest
             entry = spool.rewrite(entry, rest, remaining) or entry
-        if transient(result):
+        if result.retryable:
             delivery.report.gave_up(remaining, result.reason, spooled=True)
             return False, result.retry_after
         # Refused for good: set aside, so that the batches behind it flow.
