@@ -153,7 +153,7 @@ def _next_step(target: Target, outcome: Outcome) -> str:
     if problem is Problem.REDIRECTED:
         return "next: put the URL it redirects to in --endpoint or OTEL_EXPORTER_OTLP_ENDPOINT."
     if problem is Problem.HTTP_STATUS:
-        return _next_for_http(target, outcome.http_status or 0)
+        return _next_for_http(target, outcome.http_status or 0, outcome.detail)
     if problem is Problem.GRPC_STATUS:
         return _next_for_grpc(target, outcome.status or "", outcome.detail)
     if problem is Problem.REJECTED:
@@ -169,7 +169,7 @@ def _credentials(target: Target) -> str:
     )
 
 
-def _next_for_http(target: Target, code: int) -> str:
+def _next_for_http(target: Target, code: int, detail: str) -> str:
     if code in (401, 403):
         return _credentials(target)
     if code in (404, 405):
@@ -177,7 +177,8 @@ def _next_for_http(target: Target, code: int) -> str:
             f"next: check the URL ({target.shown_url}): for OTLP/HTTP, /v1/traces is appended to "
             "OTEL_EXPORTER_OTLP_ENDPOINT, while OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is used as it is."
         )
-    if code == 413:
+    # The Collector refuses an over-limit body with 400 "http: request body too large", not 413.
+    if code == 413 or (code == 400 and "body too large" in detail.lower()):
         return "next: raise the server's request size limit (the collector's max_request_body_size)."
     if code == 415:
         return "next: point at an OTLP/HTTP receiver: it must accept application/x-protobuf."

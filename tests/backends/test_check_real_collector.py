@@ -73,13 +73,14 @@ def test_check_over_http_at_the_grpc_port_is_not_accepted_and_points_at_the_port
 def test_check_refused_over_the_collectors_real_http_body_limit_reports_its_words(
     start_collector: Callable[..., Collector],
 ) -> None:
-    """A Collector with max_request_body_size=1000: it answers 400 `http: request body too large`; check exits 1 and quotes it."""
+    """A Collector with max_request_body_size=1000: it answers 400 `http: request body too large`; check exits 1, quotes it and names the limit to raise."""
     tiny = start_collector(PROMPTRECORDER_COLLECTOR_HTTP_MAX_BODY_BYTES="1000")
     result = run_check("--endpoint", tiny.http_endpoint, "--protocol", "http/protobuf")
     assert result.returncode == 1, result.stdout
     assert "not accepted" in result.stdout
     assert "400" in result.stdout
     assert "request body too large" in result.stdout
+    assert "max_request_body_size" in result.stdout
 
 
 def test_the_real_collector_refuses_a_grpc_message_over_its_limit_with_resource_exhausted(

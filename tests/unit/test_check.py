@@ -258,6 +258,12 @@ _FAILURES = [
     (Outcome(Problem.HTTP_STATUS, "", "401 Unauthorized", 401), "with an empty body", "authorization"),
     (Outcome(Problem.HTTP_STATUS, "busy", "503 Service Unavailable", 503), "'busy'", "overloaded"),
     (Outcome(Problem.HTTP_STATUS, "bad", "400 Bad Request", 400), "'bad'", "OTLP/HTTP traces receiver"),
+    # What the real Collector answers to a body over max_request_body_size (tests/backends).
+    (
+        Outcome(Problem.HTTP_STATUS, "http: request body too large", "400 Bad Request", 400),
+        "request body too large",
+        "max_request_body_size",
+    ),
     (Outcome(Problem.HTTP_STATUS, "oops", "500 Internal Server Error", 500), "'oops'", "logs"),
     (
         Outcome(Problem.GRPC_STATUS, "missing key", "UNAUTHENTICATED"),
