@@ -45,8 +45,9 @@ def produce(pipeline: str, protocol: str, endpoint: str, records: int) -> None:
     # Room for every span, so nothing is dropped (and never below the SDK default of 2,048).
     os.environ["OTEL_BSP_MAX_QUEUE_SIZE"] = str(max(records, 2048))
     import promptrecorder
-    from promptrecorder import PromptRecorder, autorecord, telemetry
-    from promptrecorder.delivery_processor import DeliveryProcessor
+    from promptrecorder import PromptRecorder, autorecord
+    from promptrecorder.export import telemetry
+    from promptrecorder.export.delivery_processor import DeliveryProcessor
 
     provider = None
     if pipeline == "stock":

@@ -63,7 +63,7 @@ def serve(protocol: str) -> None:
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
     from tests.integration.receivers import LoopbackGrpcSink, LoopbackHttpSink
 
-    from promptrecorder import semconv
+    from promptrecorder.recording import semconv
 
     counts = {"requests": 0, "spans": 0, "records": 0}
     seen: set[str] = set()

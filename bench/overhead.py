@@ -47,9 +47,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 import promptrecorder
 from promptrecorder import PromptRecorder, autorecord
-from promptrecorder.events import prompt_event_attributes, response_event_attributes
-from promptrecorder.otlp_encode import encode_request
-from promptrecorder.semconv import EVENT_PROMPT, EVENT_RESPONSE
+from promptrecorder.export.otlp_encode import encode_request
+from promptrecorder.recording.events import prompt_event_attributes, response_event_attributes
+from promptrecorder.recording.semconv import EVENT_PROMPT, EVENT_RESPONSE
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "overhead.json"
 
@@ -435,7 +435,7 @@ def cases() -> list[Case]:
         ),
         Case(
             "our_encode",
-            "the same spans encoded by configure()'s exporters (promptrecorder.otlp_encode, the same "
+            "the same spans encoded by configure()'s exporters (promptrecorder.export.otlp_encode, the same "
             "bytes), in batches of 512; per span",
             _batch_encode(_our_encode),
         ),

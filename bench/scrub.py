@@ -13,7 +13,7 @@ minutes (the ratio of the two shows the square; 1 MB is estimated from 64 KB as 
 Texts with no secret (a model name, a 200-character sentence, prose of 10 KB and 1 MB: what
 every model name and metadata value costs in the caller's request) are measured per call,
 side by side with the first scrubber as it ran, pre-check included, loaded from git
-(``git show e580f4b:src/promptrecorder/redaction.py``; left out where git cannot show it).
+(``git show e580f4b:src/promptrecorder/recording/redaction.py``; left out where git cannot show it).
 
 Run from the repository root::
 
@@ -43,13 +43,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from promptrecorder.redaction import SecretScrubber
+from promptrecorder.recording.redaction import SecretScrubber
 
 KB = 1024
 MB = 1024 * KB
 RESULTS = Path(__file__).resolve().parent / "results"
 ROOT = Path(__file__).resolve().parent.parent
-FIRST_SCRUBBER = "e580f4b:src/promptrecorder/redaction.py"
+FIRST_SCRUBBER = "e580f4b:src/promptrecorder/recording/redaction.py"
 
 ENGLISH = (
     "The quick brown fox jumps over the lazy dog. Our team reviewed the task-list and the "

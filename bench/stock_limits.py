@@ -92,7 +92,7 @@ def produce(pipeline: str, endpoint: str, rate: float, seconds: float, pair_byte
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    from promptrecorder import semconv
+    from promptrecorder.recording import semconv
 
     events = _template_events(prompt, response)
     provider = TracerProvider(resource=Resource.create({"service.name": "stock-limits-bench"}))

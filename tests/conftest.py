@@ -11,7 +11,8 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from promptrecorder import _diagnostics, current_recorder, telemetry
+from promptrecorder import _diagnostics, current_recorder
+from promptrecorder.export import telemetry
 
 
 @dataclass

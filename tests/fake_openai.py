@@ -2,7 +2,7 @@
 
 The real ``openai.OpenAI`` / ``openai.AsyncOpenAI`` client is used, on an HTTP client whose
 transport is ``MockTransport`` (httpx2's under openai 3.x, httpx's under 1.x: see
-``promptrecorder.demo.openai_http_module``), so everything between the caller and the socket
+``promptrecorder.cli.demo.openai_http_module``), so everything between the caller and the socket
 (request building, retries, SSE parsing, error mapping) is openai's own code. No socket is
 opened; nothing leaves the process.
 
@@ -43,7 +43,7 @@ from typing import Any
 
 import openai
 
-from promptrecorder.demo import openai_http_module
+from promptrecorder.cli.demo import openai_http_module
 
 __all__ = [
     "BASE_URL",

@@ -435,10 +435,10 @@ def _sdk_floor(
     """
     from opentelemetry.trace import SpanKind
 
-    from promptrecorder import semconv
-    from promptrecorder.calls import _request_attributes
-    from promptrecorder.instrument import _endpoint
-    from promptrecorder.openai_adapter import chat_request
+    from promptrecorder.llm.instrument import _endpoint
+    from promptrecorder.llm.openai_adapter import chat_request
+    from promptrecorder.recording import semconv
+    from promptrecorder.recording.calls import _request_attributes
 
     toggle.on()
     exporter.clear()

@@ -14,24 +14,24 @@ Example:
 from __future__ import annotations
 
 from promptrecorder._version import __version__
-from promptrecorder.activation import current_recorder
-from promptrecorder.bots import BotResponse, ChatBot, SimpleBot
-from promptrecorder.delivery import DeliveryStats
 from promptrecorder.errors import (
     MissingDependencyError,
     PromptRecorderError,
     TraceNotFoundError,
     TraceReadError,
 )
-from promptrecorder.instrument import Instrumentation, instrument_openai
-from promptrecorder.jaeger_query import read_jaeger
-from promptrecorder.ledger import DeliverySummary
-from promptrecorder.pairs import autorecord
-from promptrecorder.readback import read_otlp_json
-from promptrecorder.recorder import PromptRecorder
-from promptrecorder.records import PromptRecord, read_jsonl
-from promptrecorder.redaction import SecretScrubber
-from promptrecorder.telemetry import configure, delivery_stats, flush, shutdown
+from promptrecorder.export.delivery import DeliveryStats
+from promptrecorder.export.telemetry import configure, delivery_stats, flush, shutdown
+from promptrecorder.llm.bots import BotResponse, ChatBot, SimpleBot
+from promptrecorder.llm.instrument import Instrumentation, instrument_openai
+from promptrecorder.readback.jaeger_query import read_jaeger
+from promptrecorder.readback.otlp_json import read_otlp_json
+from promptrecorder.recording.activation import current_recorder
+from promptrecorder.recording.ledger import DeliverySummary
+from promptrecorder.recording.pairs import autorecord
+from promptrecorder.recording.recorder import PromptRecorder
+from promptrecorder.recording.records import PromptRecord, read_jsonl
+from promptrecorder.recording.redaction import SecretScrubber
 
 __all__ = [
     "BotResponse",

@@ -1,5 +1,5 @@
 import sys
 
-from promptrecorder.cli import main
+from promptrecorder.cli.main import main
 
 sys.exit(main())

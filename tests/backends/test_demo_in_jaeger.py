@@ -16,15 +16,15 @@ from typing import Any
 
 import pytest
 
-from promptrecorder import semconv
-from promptrecorder.demo import STAND_IN_MODEL, scripted_answer
+from promptrecorder.cli.demo import STAND_IN_MODEL, scripted_answer
+from promptrecorder.recording import semconv
 
 from .conftest import attributes, v3_spans, wait_for_trace
 from .processes import Collector, Jaeger
 
 PROTOCOLS = pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"], ids=["grpc", "http"])
 SERVICE = "promptrecorder-demo"
-# The demo's three prompts, by the recorder span that holds them (src/promptrecorder/demo.py).
+# The demo's three prompts, by the recorder span that holds them (src/promptrecorder/cli/demo.py).
 PROMPTS = {
     "demo-session": [
         "Summarise ticket 42: the printer on floor 3 jams on duplex jobs.",

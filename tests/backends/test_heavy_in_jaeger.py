@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from promptrecorder import PromptRecorder, autorecord, configure, delivery_stats, flush, semconv
+from promptrecorder import PromptRecorder, autorecord, configure, delivery_stats, flush
+from promptrecorder.recording import semconv
 
 from .conftest import attributes, v3_spans, wait_for_trace
 from .processes import Collector, Jaeger

@@ -22,8 +22,8 @@ from promptrecorder import (
     read_jsonl,
     read_otlp_json,
 )
-from promptrecorder.cli import main
-from tests.unit.test_readback import as_exported, record_session
+from promptrecorder.cli.main import main
+from tests.unit.readback.test_readback import as_exported, record_session
 
 from .processes import Collector, Jaeger
 

@@ -35,7 +35,11 @@ SMOKE = Path(__file__).resolve().with_name("test_openai1_smoke.py")
 # The oldest openai we claim, and the newest one built on httpx (3.x moved to httpx2).
 DEFAULT_VERSIONS = ("1.40.0", "2.54.0")
 # The project's unit tests of the openai path, run from the source tree against the venv's install.
-UNIT_TESTS = ("tests/unit/test_openai_calls.py", "tests/unit/test_instrument.py", "tests/unit/test_bots.py")
+UNIT_TESTS = (
+    "tests/unit/llm/test_openai_calls.py",
+    "tests/unit/llm/test_instrument.py",
+    "tests/unit/llm/test_bots.py",
+)
 
 _PYTEST_INI = """\
 [pytest]

@@ -24,10 +24,11 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 import promptrecorder
-from promptrecorder import ChatBot, PromptRecorder, SimpleBot, instrument_openai, semconv
-from promptrecorder.calls import describe_endpoint
-from promptrecorder.openai_adapter import CHAT
-from promptrecorder.openai_calls import arecord_create, record_create
+from promptrecorder import ChatBot, PromptRecorder, SimpleBot, instrument_openai
+from promptrecorder.llm.openai_adapter import CHAT
+from promptrecorder.llm.openai_calls import arecord_create, record_create
+from promptrecorder.recording import semconv
+from promptrecorder.recording.calls import describe_endpoint
 
 BASE_URL = "http://llm.test:8000/v1"
 MODEL = "gpt-4o-mini"

@@ -17,11 +17,12 @@ from typing import Any
 
 import pytest
 
-from promptrecorder import check, semconv
-from promptrecorder.check import CHECK_MODEL, CHECK_PROMPT, CHECK_RESPONSE, CHECK_SPAN_NAME
-from promptrecorder.cli import EXIT_FAILURE, EXIT_OK, main
-from promptrecorder.otlp_encode import encode_request
-from promptrecorder.otlp_send import build_sender
+from promptrecorder.cli import check
+from promptrecorder.cli.check import CHECK_MODEL, CHECK_PROMPT, CHECK_RESPONSE, CHECK_SPAN_NAME
+from promptrecorder.cli.main import EXIT_FAILURE, EXIT_OK, main
+from promptrecorder.export.otlp_encode import encode_request
+from promptrecorder.export.senders import build_sender
+from promptrecorder.recording import semconv
 
 from .receivers import LOOPBACK, FailingHttpReceiver, Receiver, rpc_status_body, unused_port
 
@@ -61,7 +62,7 @@ def _check(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
 def test_the_check_sends_through_the_sender_configure_builds(
     otlp_receiver: Receiver, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The test span is encoded by our OTLP encoder and sent by otlp_send.build_sender's sender."""
+    """The test span is encoded by our OTLP encoder and sent by senders.build_sender's sender."""
     encoded: list[int] = []
     built: list[str] = []
 

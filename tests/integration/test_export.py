@@ -13,7 +13,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from opentelemetry import trace
 
-from promptrecorder import PromptRecorder, autorecord, configure, delivery_stats, flush, semconv
+from promptrecorder import PromptRecorder, autorecord, configure, delivery_stats, flush
+from promptrecorder.recording import semconv
 
 from .receivers import FailingHttpReceiver, Receiver, unused_port
 

@@ -34,10 +34,10 @@ from promptrecorder import (
     configure,
     delivery_stats,
     flush,
-    semconv,
     shutdown,
 )
-from promptrecorder.ledger import DeliverySummary
+from promptrecorder.recording import semconv
+from promptrecorder.recording.ledger import DeliverySummary
 
 from .receivers import FailingHttpReceiver, GrpcReceiver, HttpReceiver, Receiver, unused_port
 

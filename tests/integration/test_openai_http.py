@@ -19,7 +19,8 @@ from typing import Any
 import openai
 import pytest
 
-from promptrecorder import ChatBot, PromptRecorder, SimpleBot, configure, flush, instrument_openai, semconv
+from promptrecorder import ChatBot, PromptRecorder, SimpleBot, configure, flush, instrument_openai
+from promptrecorder.recording import semconv
 
 from .llm_server import (
     ANSWER,

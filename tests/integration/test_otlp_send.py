@@ -29,9 +29,10 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from promptrecorder.otlp_encode import encode_request
-from promptrecorder.otlp_send import CAUSE_REFUSED, CAUSE_TIMEOUT, SendResult, build_sender
-from promptrecorder.otlp_send_grpc import EXPORT_METHOD
+from promptrecorder.export.otlp_encode import encode_request
+from promptrecorder.export.otlp_send import CAUSE_REFUSED, CAUSE_TIMEOUT, SendResult
+from promptrecorder.export.otlp_send_grpc import EXPORT_METHOD
+from promptrecorder.export.senders import build_sender
 
 from .receivers import (
     LOOPBACK,

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, SpanProcessor, TracerProvider
 
-from promptrecorder import PromptRecorder, autorecord, semconv, settings
-from promptrecorder.otlp_encode import EncodedSpan, encode_span
+from promptrecorder import PromptRecorder, autorecord, settings
+from promptrecorder.export.otlp_encode import EncodedSpan, encode_span
+from promptrecorder.recording import semconv
 
 
 class SizeOfEachSpan(SpanProcessor):

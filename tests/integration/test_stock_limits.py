@@ -35,9 +35,9 @@ from promptrecorder import (
     configure,
     delivery_stats,
     flush,
-    semconv,
     shutdown,
 )
+from promptrecorder.recording import semconv
 
 from .receivers import (
     ACCEPTED,

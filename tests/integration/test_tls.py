@@ -24,8 +24,9 @@ from oteltest.sink import HttpSink
 from oteltest.sink.private import _TraceServiceServicer
 
 from promptrecorder import PromptRecorder, autorecord, configure, flush
-from promptrecorder.otlp_encode import encode_request
-from promptrecorder.otlp_send import CAUSE_TLS, CAUSE_TLS_UNTRUSTED, build_sender
+from promptrecorder.export.otlp_encode import encode_request
+from promptrecorder.export.otlp_send import CAUSE_TLS, CAUSE_TLS_UNTRUSTED
+from promptrecorder.export.senders import build_sender
 
 from .receivers import (
     LOOPBACK,

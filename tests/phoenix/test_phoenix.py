@@ -19,9 +19,10 @@ from typing import Any
 
 import pytest
 
-from promptrecorder import PromptRecord, PromptRecorder, autorecord, configure, flush, semconv
-from promptrecorder.check import CHECK_PROMPT, CHECK_RESPONSE, CHECK_SPAN_NAME
-from promptrecorder.cli import EXIT_OK, main
+from promptrecorder import PromptRecord, PromptRecorder, autorecord, configure, flush
+from promptrecorder.cli.check import CHECK_PROMPT, CHECK_RESPONSE, CHECK_SPAN_NAME
+from promptrecorder.cli.main import EXIT_OK, main
+from promptrecorder.recording import semconv
 
 from .conftest import LOOPBACK, Phoenix
 

@@ -15,7 +15,8 @@ import openai
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
 
-from promptrecorder import PromptRecorder, semconv
+from promptrecorder import PromptRecorder
+from promptrecorder.recording import semconv
 from tests.conftest import Tracing
 from tests.fake_openai import BASE_URL, MODEL, RESPONSE_MODEL, FakeOpenAI, http
 

@@ -1,0 +1,1 @@
+"""The command line: ``promptrecorder show | check | demo | ...`` (entry point ``cli.main:main``)."""

@@ -1,0 +1,4 @@
+"""The openai integration: ``SimpleBot``/``ChatBot`` and ``instrument_openai``, on top of recording.
+
+Imports ``promptrecorder.recording`` (and the shared top-level modules) only.
+"""

@@ -1,0 +1,1 @@
+"""Read-back: records rebuilt from OTLP JSON files or a Jaeger query service."""

@@ -1,0 +1,189 @@
+"""The chain of active recorders, and what one entry into a recorder holds.
+
+The trick comes from llamabot: a ``contextvars.ContextVar`` holds the active recorders, so
+code running inside ``with recorder:`` reaches the recorder without being passed it. Each
+entry into a recorder is an *activation*: one OpenTelemetry span (current in the OTel
+context for the whole block) plus the bookkeeping to add events to it. The ContextVar holds
+the chain of activations, outermost first, so nested recorders all see what happens inside
+them, and asyncio tasks inherit the chain as they inherit any ContextVar.
+
+Threading contract: an activation may be used by any number of threads and tasks; its
+events are added under a lock so that a segment rollover never races with an event.
+"""
+
+from __future__ import annotations
+
+import threading
+from contextvars import ContextVar, Token
+from typing import TYPE_CHECKING
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Link, Span
+from opentelemetry.util.types import AttributeValue
+
+from promptrecorder.recording import semconv
+from promptrecorder.recording.events import EXCEPTION_EVENT_RESERVE, attributes_size, record_exception
+from promptrecorder.recording.redaction import ContentPolicy
+
+if TYPE_CHECKING:
+    from promptrecorder.recording.recorder import PromptRecorder
+
+# The SDK keeps this many events per span unless told otherwise (OTEL_SPAN_EVENT_COUNT_LIMIT).
+_SDK_DEFAULT_EVENT_LIMIT = 128
+# Bytes a span takes in OTLP beside its name, attributes and events, at most: ids, parent,
+# times, kind, flags, status, one link, and the counts the recorder span gets at its end.
+_SPAN_OVERHEAD = 256
+
+ACTIVE: ContextVar[tuple[Activation, ...]] = ContextVar("promptrecorder_active", default=())
+
+
+def active_chain() -> tuple[Activation, ...]:
+    """The active recorders' activations, outermost first (empty outside any recorder)."""
+    return ACTIVE.get()
+
+
+def current_recorder() -> PromptRecorder | None:
+    """The innermost recorder active in this context, or None."""
+    chain = ACTIVE.get()
+    return chain[-1].recorder if chain else None
+
+
+class Activation:
+    """One entry into a recorder: its span, its context tokens, and its event segments."""
+
+    __slots__ = (
+        "active_token",
+        "closed",
+        "lock",
+        "otel_token",
+        "policy",
+        "recorder",
+        "recording",
+        "records",
+        "room",
+        "segment",
+        "segment_bytes",
+        "segment_ids",
+        "segment_index",
+        "segment_pairs",
+        "span",
+    )
+
+    def __init__(self, recorder: PromptRecorder, span: Span) -> None:
+        self.recorder = recorder
+        self.span = span
+        self.recording = span.is_recording()
+        # Events go to `segment`: the recorder span until it is full, then child segments.
+        self.segment = span
+        self.segment_ids = _hex_ids(span)
+        self.segment_index = 0
+        # One event slot, and its bytes, are kept back for the exception a failing block
+        # records on exit.
+        limit = _event_limit(span)
+        self.room: int | None = None if limit is None else max(limit - 1, 2)
+        self.segment_bytes = _span_size(recorder.name, recorder._span_attributes) + EXCEPTION_EVENT_RESERVE
+        self.segment_pairs = 0
+        self.records = 0
+        self.closed = False
+        # Reentrant: a stream proxy garbage-collected while this thread holds the lock
+        # records its call from the finaliser, in this same thread.
+        self.lock = threading.RLock()
+        self.policy = ContentPolicy()
+        self.active_token: Token[tuple[Activation, ...]] | None = None
+        self.otel_token: object = None
+
+    def add_pair(
+        self,
+        prompt_attributes: dict[str, AttributeValue] | None,
+        prompt_ns: int,
+        response_attributes: dict[str, AttributeValue] | None,
+        response_ns: int,
+        size: int = 0,
+    ) -> tuple[str, str] | None:
+        """Add the two events of a pair (``size``: their bytes, from ``pair_size``); return
+        the hex (trace id, span id) of the span they went to, or None when the activation
+        is closed or there is no valid span.
+
+        The one rollover rule: the pair goes on a new segment when the current one holds a
+        pair already and has no room left for two more events or for ``size`` more bytes
+        within the recorder's ``max_span_bytes``. A pair alone on a segment always fits.
+        """
+        with self.lock:
+            if self.closed:
+                return None
+            self.records += 1
+            if not self.recording:
+                return self.segment_ids
+            if self.segment_pairs and (
+                (self.room is not None and self.room < 2)
+                or self.segment_bytes + size > self.recorder.max_span_bytes
+            ):
+                self._next_segment()
+            if self.room is not None:
+                self.room -= 2
+            self.segment_bytes += size
+            self.segment_pairs += 1
+            self.segment.add_event(semconv.EVENT_PROMPT, prompt_attributes, prompt_ns)
+            self.segment.add_event(semconv.EVENT_RESPONSE, response_attributes, response_ns)
+            return self.segment_ids
+
+    def _next_segment(self) -> None:
+        previous = self.segment
+        self.segment_index += 1
+        recorder = self.recorder
+        link = Link(
+            previous.get_span_context(),
+            {semconv.SEGMENT_LINK_REASON: semconv.SEGMENT_LINK_REASON_CONTINUES},
+        )
+        name = f"{recorder._span_name} segment {self.segment_index}"
+        attributes = {**recorder._span_attributes, semconv.SEGMENT_INDEX: self.segment_index}
+        token = otel_context.attach(trace.set_span_in_context(self.span))
+        try:
+            self.segment = recorder._start_span(name, [link], attributes)
+        finally:
+            otel_context.detach(token)
+        self.segment_ids = _hex_ids(self.segment)
+        limit = _event_limit(self.segment)
+        self.room = None if limit is None else max(limit, 2)
+        self.segment_bytes = _span_size(name, attributes)
+        self.segment_pairs = 0
+        if previous is not self.span:
+            previous.end()
+
+    def end(self, exc: BaseException | None) -> None:
+        with self.lock:
+            if self.closed:
+                return
+            self.closed = True
+            span = self.span
+            try:
+                if self.segment is not span:
+                    self.segment.end()
+                    span.set_attribute(semconv.SEGMENT_COUNT, self.segment_index + 1)
+                span.set_attribute(semconv.RECORD_COUNT, self.records)
+                if exc is not None and not isinstance(exc, GeneratorExit):
+                    record_exception(span, self.policy, exc, self.recorder.max_content_length)
+            finally:
+                span.end()
+
+
+def _hex_ids(span: Span) -> tuple[str, str] | None:
+    context = span.get_span_context()
+    if not context.is_valid:
+        return None
+    return format(context.trace_id, "032x"), format(context.span_id, "016x")
+
+
+def _span_size(name: str, attributes: dict[str, AttributeValue]) -> int:
+    return _SPAN_OVERHEAD + len(name.encode("utf-8", "surrogatepass")) + attributes_size(attributes)
+
+
+def _event_limit(span: Span) -> int | None:
+    """How many events ``span`` keeps before it starts dropping the oldest; None if no limit."""
+    # The SDK offers no public way to read a span's limits; they sit on `_limits`.
+    limits = getattr(span, "_limits", None)
+    if limits is None:
+        return _SDK_DEFAULT_EVENT_LIMIT
+    limit = getattr(limits, "max_events", _SDK_DEFAULT_EVENT_LIMIT)
+    return limit if isinstance(limit, int) else None

@@ -1,0 +1,458 @@
+"""``PromptRecorder``: the ``with`` block whose entries record prompts and responses.
+
+How code inside the block finds the recorder (a ContextVar chain of activations) is in
+``activation.py``; how a pair is recorded is in ``pairs.py``.
+
+Threading contract: a recorder may be shared by any number of threads and tasks.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+import weakref
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Executor, Future
+from types import TracebackType
+from typing import TYPE_CHECKING, NoReturn, ParamSpec, SupportsIndex, TypeVar
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Link, Span, SpanKind
+from opentelemetry.util.types import AttributeValue
+
+from promptrecorder import settings
+from promptrecorder._diagnostics import warn_once
+from promptrecorder._version import __version__
+from promptrecorder.recording import ledger, semconv
+from promptrecorder.recording.activation import ACTIVE, Activation
+from promptrecorder.recording.content import DEFAULT_MAX_CONTENT_LENGTH, MAX_NAME_LENGTH
+from promptrecorder.recording.events import add_text, add_value, name_text
+from promptrecorder.recording.records import (
+    DEFAULT_MAX_RECORDS,
+    PromptRecord,
+    RecordStore,
+    read_jsonl,
+    records_html,
+    to_dataframe,
+    write_jsonl,
+)
+from promptrecorder.recording.redaction import (
+    DEFAULT_SCRUBBER,
+    CaptureMode,
+    ContentPolicy,
+    RedactionCounter,
+    Redactor,
+    SecretScrubber,
+    capture_from_environment,
+    check_capture,
+)
+from promptrecorder.recording.values import apply_policy, check_key, settle
+
+if TYPE_CHECKING:
+    import pandas
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class PromptRecorder:
+    """Records every prompt and response made inside ``with recorder:``.
+
+    Entering the recorder starts an OpenTelemetry span named after it and makes the
+    recorder findable by ``autorecord`` (our bots, the instrumented openai client, or your
+    own code). Each recorded pair becomes two span events, exported wherever your
+    TracerProvider sends spans, and a ``PromptRecord`` kept in memory on the recorder.
+
+    Example:
+        >>> recorder = PromptRecorder("triage")
+        >>> with recorder:
+        ...     _ = autorecord("Summarise ticket 42", "Printer on fire.", model="stand-in")
+        >>> recorder.prompts_and_responses
+        [{'prompt': 'Summarise ticket 42', 'response': 'Printer on fire.'}]
+
+    Args:
+        name: the span name and ``gen_ai.workflow.name``.
+        attributes: extra attributes for the recorder's span.
+        tracer_provider: where spans go; the global provider when ``None``.
+        max_records: how many records to keep in memory (oldest evicted first and counted
+            in ``evicted``); ``None`` keeps all.
+        max_content_length: the longest text, in characters, exported per prompt or
+            response; longer text is cut in the export and kept whole in memory.
+            ``None`` exports everything.
+        capture: ``"full"`` (text kept and exported), ``"metadata"`` (no text: model,
+            tokens, timings only) or ``"none"`` (nothing recorded); when ``None``, the
+            process default (``PROMPTRECORDER_CAPTURE_CONTENT``, else
+            ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``, else full), read at
+            each entry.
+        redact: a function applied to every text (prompt, response, message contents,
+            tool-call arguments) before it is kept or exported; ``recorder.redactions``
+            counts what it and the secret scrubber changed.
+        scrub_secrets: replace API keys, bearer tokens and private keys with
+            ``[REDACTED:<kind>]`` (on by default); ``False`` turns it off, a
+            ``SecretScrubber`` instance adds patterns.
+        max_span_bytes: the most bytes of OTLP a span of this recorder should carry; a
+            pair that would take its span past it goes on a new segment span (a pair alone
+            on a segment always fits). When ``None``, ``PROMPTRECORDER_MAX_SPAN_BYTES``,
+            else 1 MiB.
+
+    The recorder's ``attributes`` (and the texts in ``metadata``, model names and error
+    messages of its pairs) pass the same secret scrubbing and ``redact`` hook as content,
+    and are cut at ``max_content_length`` in the export.
+
+    Raises:
+        TypeError, ValueError: an argument is not of the documented form.
+    """
+
+    def __init__(
+        self,
+        name: str = "PromptRecorder",
+        *,
+        attributes: Mapping[str, AttributeValue] | None = None,
+        tracer_provider: trace.TracerProvider | None = None,
+        max_records: int | None = DEFAULT_MAX_RECORDS,
+        max_content_length: int | None = DEFAULT_MAX_CONTENT_LENGTH,
+        capture: CaptureMode | None = None,
+        redact: Redactor | None = None,
+        scrub_secrets: bool | SecretScrubber = True,
+        max_span_bytes: int | None = None,
+    ) -> None:
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"`name` must be a non-empty str, got {name!r}")
+        _check_positive_or_none("max_records", max_records)
+        _check_positive_or_none("max_span_bytes", max_span_bytes)
+        _check_positive_or_none("max_content_length", max_content_length)
+        if tracer_provider is not None and not isinstance(tracer_provider, trace.TracerProvider):
+            raise TypeError(
+                "`tracer_provider` must be an opentelemetry TracerProvider or None, "
+                f"got {type(tracer_provider).__name__}"
+            )
+        if capture is not None:
+            check_capture(capture)
+        if redact is not None and not callable(redact):
+            raise TypeError(f"`redact` must be a callable taking and returning a str, got {redact!r}")
+        if not isinstance(scrub_secrets, (bool, SecretScrubber)):
+            raise TypeError(f"`scrub_secrets` must be a bool or a SecretScrubber, got {scrub_secrets!r}")
+        self.name = name
+        self.max_content_length = max_content_length
+        self.capture = capture
+        self._redact = redact
+        self._scrubber = (
+            scrub_secrets
+            if isinstance(scrub_secrets, SecretScrubber)
+            else DEFAULT_SCRUBBER
+            if scrub_secrets
+            else None
+        )
+        self.max_span_bytes = max_span_bytes or _max_span_bytes_from_environment()
+        self.redactions = RedactionCounter()
+        self._policies: dict[CaptureMode, ContentPolicy] = {}  # one per capture mode seen
+        # The attributes are scrubbed once, here: they are the same on every span.
+        scrub = ContentPolicy("full", self._scrubber, redact)
+        self._span_attributes = _span_attributes(
+            _check_attributes(attributes), scrub, self.redactions, max_content_length
+        )
+        add_text(
+            self._span_attributes, semconv.GEN_AI_OPERATION_NAME, semconv.OPERATION_INVOKE_WORKFLOW, None
+        )
+        # The name is the records' `recorder` too, so it is cut in the export but not scrubbed.
+        add_text(self._span_attributes, semconv.GEN_AI_WORKFLOW_NAME, name, MAX_NAME_LENGTH)
+        self._span_name = name_text(name)
+        self._tracer = _tracer(tracer_provider)
+        self._store = RecordStore(max_records)
+        self._delivery = ledger.Tally()  # what became of this recorder's spans
+        # Activations not yet exited, so that an exit in another context can find its own.
+        self._open: list[Activation] = []
+        self._open_lock = threading.Lock()
+
+    # --- the context manager -------------------------------------------------------
+
+    def content_policy(self) -> ContentPolicy:
+        """The content policy an entry into this recorder uses now."""
+        capture = self.capture or capture_from_environment()
+        policy = self._policies.get(capture)
+        if policy is None:  # a policy is immutable, so entries share it
+            policy = self._policies[capture] = ContentPolicy(capture, self._scrubber, self._redact)
+        return policy
+
+    def __enter__(self) -> PromptRecorder:
+        activation = Activation(self, self._start_span(self._span_name, None, self._span_attributes))
+        try:
+            activation.policy = self.content_policy()
+        except ValueError as error:  # a bad PROMPTRECORDER_CAPTURE_CONTENT must not stop the block
+            warn_once("capture-env", "promptrecorder: %s; recording with capture='metadata'", error)
+            activation.policy = ContentPolicy("metadata", self._scrubber, self._redact)
+        activation.otel_token = otel_context.attach(trace.set_span_in_context(activation.span))
+        activation.active_token = ACTIVE.set((*ACTIVE.get(), activation))
+        with self._open_lock:
+            self._open.append(activation)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        activation = self._take_activation()
+        if activation is None:
+            warn_once(
+                f"exit-unentered-{id(self)}", "PromptRecorder %r exited without being entered", self.name
+            )
+            return
+        # Restore the previous context first: nothing below may leave this recorder current.
+        try:
+            ACTIVE.reset(activation.active_token)  # type: ignore[arg-type]
+            same_context = True
+        except (ValueError, RuntimeError):
+            # Exited in another context than it was entered in (a callback, another task).
+            # That context's values are not ours to reset; the span still ends here.
+            same_context = False
+            warn_once(
+                "exit-other-context",
+                "PromptRecorder %r was exited in another context than it was entered in; "
+                "its span is ended, but the entering context keeps it until that context ends",
+                self.name,
+            )
+        if same_context:
+            otel_context.detach(activation.otel_token)  # type: ignore[arg-type]
+        activation.end(exc)
+
+    async def __aenter__(self) -> PromptRecorder:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, traceback)
+
+    def _take_activation(self) -> Activation | None:
+        """The activation this exit closes: ours in the current context, else the latest open."""
+        with self._open_lock:
+            for activation in reversed(ACTIVE.get()):
+                if activation.recorder is self and activation in self._open:
+                    self._open.remove(activation)
+                    return activation
+            return self._open.pop() if self._open else None
+
+    def _start_span(
+        self, name: str, links: Sequence[Link] | None, attributes: Mapping[str, AttributeValue]
+    ) -> Span:
+        token = ledger.starting(self._delivery)
+        try:
+            return self._tracer.start_span(name, kind=SpanKind.INTERNAL, attributes=attributes, links=links)
+        except Exception as error:  # telemetry must never stop the user's block
+            warn_once(
+                "start-span", "promptrecorder could not start a span (%s); recording in memory only", error
+            )
+            return trace.INVALID_SPAN
+        finally:
+            ledger.done(token)
+
+    # --- threads ---------------------------------------------------------------------
+
+    def wrap(self, fn: Callable[P, R]) -> Callable[P, R]:
+        """Return ``fn`` made to run with this recorder active, in whatever thread calls it.
+
+        Threads do not inherit context variables, so a function handed to a thread pool
+        records nothing unless wrapped. Wrapped inside ``with recorder:``, the function
+        records into that same block (and its span); wrapped outside any block, each call
+        enters the recorder itself, so each call gets a span of its own.
+
+        Example:
+            >>> with recorder:  # doctest: +SKIP
+            ...     list(pool.map(recorder.wrap(ask), questions))
+        """
+        chain = ACTIVE.get()
+        if not any(activation.recorder is self for activation in chain):
+
+            @functools.wraps(fn)
+            def run_in_own_block(*args: P.args, **kwargs: P.kwargs) -> R:
+                with self:
+                    return fn(*args, **kwargs)
+
+            return run_in_own_block
+
+        otel_ctx = otel_context.get_current()
+
+        @functools.wraps(fn)
+        def run_in_block(*args: P.args, **kwargs: P.kwargs) -> R:
+            active_token = ACTIVE.set(chain)
+            otel_token = otel_context.attach(otel_ctx)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                otel_context.detach(otel_token)
+                ACTIVE.reset(active_token)
+
+        return run_in_block
+
+    def submit(
+        self, executor: Executor, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs
+    ) -> Future[R]:
+        """``executor.submit(fn, ...)`` with ``fn`` wrapped by ``wrap``."""
+        return executor.submit(self.wrap(fn), *args, **kwargs)
+
+    # --- the records -------------------------------------------------------------------
+
+    @property
+    def records(self) -> list[PromptRecord]:
+        """A snapshot of the records kept, oldest first."""
+        return self._store.snapshot()
+
+    @property
+    def prompts_and_responses(self) -> list[dict[str, str]]:
+        """The records as ``{"prompt": ..., "response": ...}`` dicts (llamabot's shape)."""
+        return [{"prompt": r.prompt, "response": r.response} for r in self._store.snapshot()]
+
+    @property
+    def delivery(self) -> ledger.DeliverySummary:
+        """What became of this recorder's spans so far: exported, spooled, dropped, pending.
+
+        Counts every span the recorder started (its own, its segments, the CLIENT spans of
+        calls recorded into it) that went to the pipeline ``configure()`` built. After
+        ``promptrecorder.flush()`` returned, ``pending`` is 0.
+
+        Example:
+            >>> promptrecorder.flush()  # doctest: +SKIP
+            >>> recorder.delivery  # doctest: +SKIP
+            DeliverySummary(exported=3, spooled=0, dropped=0, pending=0)
+        """
+        return self._delivery.summary()
+
+    @property
+    def evicted(self) -> int:
+        """How many records ``max_records`` pushed out of memory (they were still exported)."""
+        return self._store.evicted
+
+    @property
+    def max_records(self) -> int | None:
+        return self._store.max_records
+
+    def clear(self) -> None:
+        """Forget the records kept in memory."""
+        self._store.clear()
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+    def __iter__(self) -> Iterator[PromptRecord]:
+        return iter(self._store)
+
+    def __repr__(self) -> str:
+        return f"PromptRecorder({self.name!r}, records={len(self)})"
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> NoReturn:
+        # pickle, copy.copy and copy.deepcopy all come here. A recorder holds locks, a tracer
+        # and its open spans, none of which can be carried elsewhere; its records can.
+        raise TypeError(
+            f"{self!r} cannot be pickled or copied: it holds locks, a tracer and its open spans; "
+            "pickle or copy `recorder.records` (a list of PromptRecord) instead"
+        )
+
+    def _repr_html_(self) -> str:
+        return records_html(self.name, self._store.snapshot())
+
+    def dataframe(self) -> pandas.DataFrame:
+        """The records as a pandas DataFrame, one row per record.
+
+        Raises:
+            MissingDependencyError: pandas is not installed (``pip install 'promptrecorder[pandas]'``).
+        """
+        return to_dataframe(self._store.snapshot())
+
+    def to_jsonl(self, path: str | os.PathLike[str]) -> int:
+        """Write the records to ``path``, one JSON object per line; return how many."""
+        return write_jsonl(self._store.snapshot(), path)
+
+    @classmethod
+    def from_jsonl(cls, path: str | os.PathLike[str], name: str | None = None) -> PromptRecorder:
+        """A recorder holding the records read from ``path`` (written by ``to_jsonl``).
+
+        ``name`` defaults to the recorder name stored in the first record.
+        """
+        records = read_jsonl(path)
+        recorder = cls(name or (records[0].recorder if records else "PromptRecorder"), max_records=None)
+        recorder._store.extend(records)
+        return recorder
+
+
+# --- helpers ----------------------------------------------------------------------------
+
+# A service may build a recorder per request, and `trace.get_tracer` costs ~5 µs (the SDK
+# rebuilds the scope and a warnings filter on every call before handing back the tracer it
+# already made for that scope), so each provider's tracer is looked up once.
+_TRACERS: weakref.WeakKeyDictionary[trace.TracerProvider, trace.Tracer] = weakref.WeakKeyDictionary()
+
+
+def _tracer(provider: trace.TracerProvider | None) -> trace.Tracer:
+    """Our tracer from ``provider``, or from the global provider of the moment when None."""
+    if provider is None:
+        provider = trace.get_tracer_provider()
+    if isinstance(provider, trace.ProxyTracerProvider):
+        # No global provider yet. A proxy tracer binds to the first real provider for good,
+        # so it is not kept: a recorder made later must see a provider set (or reset) since.
+        return trace.get_tracer(semconv.INSTRUMENTATION_NAME, __version__, tracer_provider=provider)
+    try:
+        return _TRACERS[provider]
+    except KeyError:
+        tracer = _TRACERS[provider] = trace.get_tracer(
+            semconv.INSTRUMENTATION_NAME, __version__, tracer_provider=provider
+        )
+        return tracer
+    except TypeError:  # a provider that is unhashable or takes no weak reference: no cache
+        return trace.get_tracer(semconv.INSTRUMENTATION_NAME, __version__, tracer_provider=provider)
+
+
+# --- argument checks ----------------------------------------------------------------
+
+
+def _check_positive_or_none(name: str, value: object) -> None:
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+        raise ValueError(f"`{name}` must be a positive int or None, got {value!r}")
+
+
+def _check_attributes(attributes: object) -> Mapping[str, object]:
+    if attributes is None:
+        return {}
+    if not isinstance(attributes, Mapping):
+        raise TypeError(
+            f"`attributes` must be a dict of str to attribute values, got {type(attributes).__name__}"
+        )
+    return {
+        check_key("attributes", key, empty=False): settle(f"attributes[{key!r}]", value)
+        for key, value in attributes.items()
+    }
+
+
+def _span_attributes(
+    attributes: Mapping[str, object], policy: ContentPolicy, counter: RedactionCounter, limit: int | None
+) -> dict[str, AttributeValue]:
+    exported: dict[str, AttributeValue] = {}
+    for key, value in attributes.items():
+        add_value(exported, key, apply_policy(policy, value, counter), limit)
+    return exported
+
+
+def _max_span_bytes_from_environment() -> int:
+    text = settings.env(settings.PROMPTRECORDER_MAX_SPAN_BYTES)
+    if text is None:
+        return settings.DEFAULT_MAX_SPAN_BYTES
+    try:
+        value = int(text)
+        if value < 1:
+            raise ValueError
+    except ValueError:
+        warn_once(
+            "max-span-bytes-env",
+            "promptrecorder: %s must be a positive int, got %r; using %d",
+            settings.PROMPTRECORDER_MAX_SPAN_BYTES,
+            text,
+            settings.DEFAULT_MAX_SPAN_BYTES,
+        )
+        return settings.DEFAULT_MAX_SPAN_BYTES
+    return value

@@ -1,0 +1,95 @@
+"""The scrubber's literal pre-check never changes what the built-in patterns scrub.
+
+``SecretScrubber`` skips its regex for text that holds none of the literals every match of
+a built-in pattern contains. A scrubber with one extra (never matching) pattern has no
+pre-check, so both must agree on every text.
+"""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from promptrecorder.recording.redaction import BUILTIN_SECRET_PATTERNS, SecretScrubber
+
+GATED = SecretScrubber()
+UNGATED = SecretScrubber(extra={"never": r"(?!)"})
+
+# Pieces of secrets and their surroundings, in several cases, with the characters that
+# case-insensitive matching equates with ASCII letters (U+017F LONG S, U+212A KELVIN SIGN).
+FRAGMENTS = [
+    "sk-",
+    "sk-ant-",
+    "sk-proj-",
+    "SK-",
+    "AIza",
+    "aiza",
+    "ghp_",
+    "gho_",
+    "GHP_",
+    "github_pat_",
+    "xoxb-",
+    "xoxp-",
+    "XOXB-",
+    "AKIA",
+    "ASIA",
+    "akia",
+    "aws_secret_access_key",
+    "AWS_SECRET_ACCESS_KEY",
+    "aw\u017f_\u017fecret_acce\u017f\u017f_key",
+    "Aws",
+    "Bearer",
+    "BEARER",
+    "bearer",
+    "beareR",
+    "-----BEGIN RSA PRIVATE KEY-----",
+    "-----END RSA PRIVATE KEY-----",
+    "-----BEGIN",
+    "abcdefghijklmnopqrstuvwxyz0123456789ABCD",
+    "ABCDEFGHIJKLMNOP",
+    "0123456789",
+    "=",
+    ":",
+    '"',
+    "'",
+    " ",
+    "\n",
+    "_",
+    "-",
+    "/",
+    "+",
+    "é",
+    "K",
+    "\u017f",
+]
+texts = st.lists(
+    st.one_of(
+        st.sampled_from(FRAGMENTS), st.text(alphabet="aAbBkKsSwWeErR\u017fK_-: =\n0123456789", max_size=6)
+    ),
+    max_size=24,
+).map("".join)
+
+
+def test_the_ungated_scrubber_is_the_reference():
+    assert UNGATED._cased is None
+    assert GATED._cased is not None
+    assert set(GATED.kinds) == set(BUILTIN_SECRET_PATTERNS)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(texts)
+def test_the_pre_check_never_changes_the_result(text):
+    assert GATED(text) == UNGATED(text)
+
+
+def test_case_insensitive_patterns_match_through_unicode_case_folding():
+    text = "aw\u017f_\u017fecret_acce\u017f\u017f_key = abcdefghijklmnopqrstuvwxyz0123456789ABCD and beareR abcdefghijklmnop1234"
+    assert GATED(text) == UNGATED(text)
+    assert GATED(text)[1] == 2
+
+
+def test_a_subset_of_the_built_in_patterns_keeps_the_pre_check():
+    scrubber = SecretScrubber({"slack_token": BUILTIN_SECRET_PATTERNS["slack_token"]})
+    assert scrubber._cased == ("xox",)
+    assert scrubber("token xoxb-1234567890abc") == ("token [REDACTED:slack_token]", 1)
+    assert scrubber("sk-proj-abcdefghijklmnopqrstuvwx") == ("sk-proj-abcdefghijklmnopqrstuvwx", 0)
