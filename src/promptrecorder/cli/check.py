@@ -40,7 +40,7 @@ from promptrecorder import settings
 # `name as name`: re-exported; check_report and the tests import them from promptrecorder.cli.check.
 from promptrecorder.cli.check_outcome import Outcome as Outcome
 from promptrecorder.cli.check_outcome import Problem as Problem
-from promptrecorder.cli.check_probe import _completes_tls_handshake, probe
+from promptrecorder.cli.check_probe import completes_tls_handshake, probe
 from promptrecorder.cli.check_replies import outcome_of
 from promptrecorder.credentials import mask_url
 from promptrecorder.export.otlp_encode import encode_request
@@ -160,7 +160,7 @@ def run_check(target: Target) -> Outcome:
         if (
             outcome.problem is Problem.CONNECTION_CLOSED
             and target.scheme == "http"
-            and _completes_tls_handshake(target)
+            and completes_tls_handshake(target)
         ):
             outcome = replace(outcome, problem=Problem.TLS_REQUIRED)
     return replace(outcome, elapsed_s=time.monotonic() - started)

@@ -78,7 +78,7 @@ def _tls_context(target: Target) -> ssl.SSLContext:
     return context
 
 
-def _completes_tls_handshake(target: Target) -> bool:
+def completes_tls_handshake(target: Target) -> bool:
     """Whether the endpoint speaks TLS (certificate not checked): was https:// meant?"""
     context = ssl.create_default_context()
     context.check_hostname = False

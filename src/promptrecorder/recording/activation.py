@@ -14,20 +14,23 @@ events are added under a lock so that a segment rollover never races with an eve
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping, Sequence
 from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import Link, Span
+from opentelemetry.trace import Link, Span, SpanKind
 from opentelemetry.util.types import AttributeValue
 
-from promptrecorder.recording import semconv
+from promptrecorder._diagnostics import warn_once
+from promptrecorder.recording import ledger, semconv
 from promptrecorder.recording.events import EXCEPTION_EVENT_RESERVE, attributes_size, record_exception
 from promptrecorder.recording.redaction import ContentPolicy
 
 if TYPE_CHECKING:
     from promptrecorder.recording.recorder import PromptRecorder
+    from promptrecorder.recording.records import RecordStore
 
 # The SDK keeps this many events per span unless told otherwise (OTEL_SPAN_EVENT_COUNT_LIMIT).
 _SDK_DEFAULT_EVENT_LIMIT = 128
@@ -49,6 +52,50 @@ def current_recorder() -> PromptRecorder | None:
     return chain[-1].recorder if chain else None
 
 
+class SpanStarter:
+    """How one recorder starts its spans: its tracer, its delivery tally, its span name and attributes.
+
+    The recorder builds one; its activations start the recorder span and segment spans
+    through it, and LLM calls their CLIENT spans, so nothing reaches into the recorder.
+    """
+
+    __slots__ = ("attributes", "name", "tally", "tracer")
+
+    def __init__(
+        self, tracer: trace.Tracer, tally: ledger.Tally, name: str, attributes: dict[str, AttributeValue]
+    ) -> None:
+        self.tracer = tracer
+        self.tally = tally
+        self.name = name
+        self.attributes = attributes
+
+    def start(
+        self,
+        name: str,
+        links: Sequence[Link] | None,
+        attributes: Mapping[str, AttributeValue],
+        kind: SpanKind = SpanKind.INTERNAL,
+    ) -> Span:
+        """Start a span counted in the recorder's delivery (raises what the tracer raises)."""
+        token = ledger.starting(self.tally)
+        try:
+            return self.tracer.start_span(name, kind=kind, attributes=attributes, links=links)
+        finally:
+            ledger.done(token)
+
+    def start_or_invalid(
+        self, name: str, links: Sequence[Link] | None, attributes: Mapping[str, AttributeValue]
+    ) -> Span:
+        """``start`` an INTERNAL span; a tracer that fails gives a no-op span, said once."""
+        try:
+            return self.start(name, links, attributes)
+        except Exception as error:  # telemetry must never stop the user's block
+            warn_once(
+                "start-span", "promptrecorder could not start a span (%s); recording in memory only", error
+            )
+            return trace.INVALID_SPAN
+
+
 class Activation:
     """One entry into a recorder: its span, its context tokens, and its event segments."""
 
@@ -68,11 +115,15 @@ class Activation:
         "segment_index",
         "segment_pairs",
         "span",
+        "spans",
+        "store",
     )
 
-    def __init__(self, recorder: PromptRecorder, span: Span) -> None:
+    def __init__(self, recorder: PromptRecorder, spans: SpanStarter, store: RecordStore) -> None:
         self.recorder = recorder
-        self.span = span
+        self.spans = spans
+        self.store = store
+        span = self.span = spans.start_or_invalid(spans.name, None, spans.attributes)
         self.recording = span.is_recording()
         # Events go to `segment`: the recorder span until it is full, then child segments.
         self.segment = span
@@ -82,7 +133,7 @@ class Activation:
         # records on exit.
         limit = _event_limit(span)
         self.room: int | None = None if limit is None else max(limit - 1, 2)
-        self.segment_bytes = _span_size(recorder.name, recorder._span_attributes) + EXCEPTION_EVENT_RESERVE
+        self.segment_bytes = _span_size(recorder.name, spans.attributes) + EXCEPTION_EVENT_RESERVE
         self.segment_pairs = 0
         self.records = 0
         self.closed = False
@@ -131,16 +182,15 @@ class Activation:
     def _next_segment(self) -> None:
         previous = self.segment
         self.segment_index += 1
-        recorder = self.recorder
         link = Link(
             previous.get_span_context(),
             {semconv.SEGMENT_LINK_REASON: semconv.SEGMENT_LINK_REASON_CONTINUES},
         )
-        name = f"{recorder._span_name} segment {self.segment_index}"
-        attributes = {**recorder._span_attributes, semconv.SEGMENT_INDEX: self.segment_index}
+        name = f"{self.spans.name} segment {self.segment_index}"
+        attributes = {**self.spans.attributes, semconv.SEGMENT_INDEX: self.segment_index}
         token = otel_context.attach(trace.set_span_in_context(self.span))
         try:
-            self.segment = recorder._start_span(name, [link], attributes)
+            self.segment = self.spans.start_or_invalid(name, [link], attributes)
         finally:
             otel_context.detach(token)
         self.segment_ids = _hex_ids(self.segment)

@@ -28,7 +28,7 @@ from opentelemetry.util.types import AttributeValue
 
 from promptrecorder._diagnostics import warn_once
 from promptrecorder._version import __version__
-from promptrecorder.recording import ledger, semconv
+from promptrecorder.recording import semconv
 from promptrecorder.recording.activation import active_chain
 from promptrecorder.recording.content import (
     MAX_NAME_LENGTH,
@@ -190,11 +190,7 @@ class LLMCall:
             model = _policy_text(policy, request.model)
             name = name_text(f"{request.operation} {model}" if model else request.operation)
             attributes = _request_attributes(request, model, recorder.max_content_length)
-            token = ledger.starting(recorder._delivery)  # the span counts in the recorder's delivery
-            try:
-                span = recorder._tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
-            finally:
-                ledger.done(token)
+            span = chain[-1].spans.start(name, None, attributes, SpanKind.CLIENT)
             if span.is_recording() and request.messages and policy.keeps_text:
                 limit = recorder.max_content_length
                 # Counted apart, and added to the recorder's counts when the pair is stored,

@@ -294,11 +294,11 @@ def store_pair(
         complete=complete,
     )
     if len(chain) == 1:
-        recorder._store.append(record)
+        chain[0].store.append(record)
     else:
         # A recorder entered twice in the chain still keeps the record once.
-        for outer in {id(a.recorder): a.recorder for a in chain}.values():
-            outer._store.append(record)
+        for store in {id(a.store): a.store for a in chain}.values():
+            store.append(record)
     return record
 
 

@@ -12,21 +12,20 @@ import functools
 import os
 import threading
 import weakref
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Executor, Future
 from types import TracebackType
 from typing import TYPE_CHECKING, NoReturn, ParamSpec, SupportsIndex, TypeVar
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import Link, Span, SpanKind
 from opentelemetry.util.types import AttributeValue
 
 from promptrecorder import settings
 from promptrecorder._diagnostics import warn_once
 from promptrecorder._version import __version__
 from promptrecorder.recording import ledger, semconv
-from promptrecorder.recording.activation import ACTIVE, Activation
+from promptrecorder.recording.activation import ACTIVE, Activation, SpanStarter
 from promptrecorder.recording.content import DEFAULT_MAX_CONTENT_LENGTH, MAX_NAME_LENGTH
 from promptrecorder.recording.events import add_text, add_value, name_text
 from promptrecorder.recording.records import (
@@ -150,18 +149,15 @@ class PromptRecorder:
         self._policies: dict[CaptureMode, ContentPolicy] = {}  # one per capture mode seen
         # The attributes are scrubbed once, here: they are the same on every span.
         scrub = ContentPolicy("full", self._scrubber, redact)
-        self._span_attributes = _span_attributes(
+        span_attributes = _span_attributes(
             _check_attributes(attributes), scrub, self.redactions, max_content_length
         )
-        add_text(
-            self._span_attributes, semconv.GEN_AI_OPERATION_NAME, semconv.OPERATION_INVOKE_WORKFLOW, None
-        )
+        add_text(span_attributes, semconv.GEN_AI_OPERATION_NAME, semconv.OPERATION_INVOKE_WORKFLOW, None)
         # The name is the records' `recorder` too, so it is cut in the export but not scrubbed.
-        add_text(self._span_attributes, semconv.GEN_AI_WORKFLOW_NAME, name, MAX_NAME_LENGTH)
-        self._span_name = name_text(name)
-        self._tracer = _tracer(tracer_provider)
+        add_text(span_attributes, semconv.GEN_AI_WORKFLOW_NAME, name, MAX_NAME_LENGTH)
+        # The tally counts what became of this recorder's spans.
+        self._spans = SpanStarter(_tracer(tracer_provider), ledger.Tally(), name_text(name), span_attributes)
         self._store = RecordStore(max_records)
-        self._delivery = ledger.Tally()  # what became of this recorder's spans
         # Activations not yet exited, so that an exit in another context can find its own.
         self._open: list[Activation] = []
         self._open_lock = threading.Lock()
@@ -177,7 +173,7 @@ class PromptRecorder:
         return policy
 
     def __enter__(self) -> PromptRecorder:
-        activation = Activation(self, self._start_span(self._span_name, None, self._span_attributes))
+        activation = Activation(self, self._spans, self._store)
         try:
             activation.policy = self.content_policy()
         except ValueError as error:  # a bad PROMPTRECORDER_CAPTURE_CONTENT must not stop the block
@@ -238,20 +234,6 @@ class PromptRecorder:
                     self._open.remove(activation)
                     return activation
             return self._open.pop() if self._open else None
-
-    def _start_span(
-        self, name: str, links: Sequence[Link] | None, attributes: Mapping[str, AttributeValue]
-    ) -> Span:
-        token = ledger.starting(self._delivery)
-        try:
-            return self._tracer.start_span(name, kind=SpanKind.INTERNAL, attributes=attributes, links=links)
-        except Exception as error:  # telemetry must never stop the user's block
-            warn_once(
-                "start-span", "promptrecorder could not start a span (%s); recording in memory only", error
-            )
-            return trace.INVALID_SPAN
-        finally:
-            ledger.done(token)
 
     # --- threads ---------------------------------------------------------------------
 
@@ -322,7 +304,7 @@ class PromptRecorder:
             >>> recorder.delivery  # doctest: +SKIP
             DeliverySummary(exported=3, spooled=0, dropped=0, pending=0)
         """
-        return self._delivery.summary()
+        return self._spans.tally.summary()
 
     @property
     def evicted(self) -> int:

@@ -306,7 +306,7 @@ def test_a_span_that_cannot_start_is_logged_and_the_call_still_recorded(
     """Telemetry failing never reaches the caller: a warning, no span, and the record kept."""
     recorder = PromptRecorder("session", tracer_provider=tracing.provider)
     with recorder:
-        recorder._tracer = _BrokenTracer()  # type: ignore[assignment]
+        recorder._spans.tracer = _BrokenTracer()  # type: ignore[assignment]
         call = LLMCall.start(REQUEST)
         assert call is not None
         call.finish(RESULT)
