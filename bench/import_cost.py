@@ -4,7 +4,8 @@ Each import runs in a fresh interpreter (``python -c``), the two statements inte
 round by round so that machine noise falls on both alike; a third row times the
 interpreter's own start (``pass``), which is subtracted. The figure is the median over the
 rounds. The target (issue 13): ``import promptrecorder`` at most twice
-``import opentelemetry.trace``.
+``import opentelemetry.trace``. The ``+ a span`` and ``+ autorecord`` rows add first use: the
+API's first context operation loads its runtime context through entry points, which both pay.
 
     .venv/bin/python bench/import_cost.py            # 30 rounds, ~20 s
     .venv/bin/python bench/import_cost.py --rounds 5
@@ -22,6 +23,11 @@ import time
 STATEMENTS = {
     "interpreter": "pass",
     "opentelemetry.trace": "import opentelemetry.trace",
+    "opentelemetry.trace + a span": (
+        "import opentelemetry.trace as trace\n"
+        "with trace.get_tracer('x').start_as_current_span('s'):\n"
+        "    pass"
+    ),
     "promptrecorder": "import promptrecorder",
     "promptrecorder + autorecord": (
         "import promptrecorder\n"

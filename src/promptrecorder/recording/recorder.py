@@ -13,7 +13,6 @@ import os
 import threading
 import weakref
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import Executor, Future
 from types import TracebackType
 from typing import TYPE_CHECKING, NoReturn, ParamSpec, SupportsIndex, TypeVar
 
@@ -50,6 +49,8 @@ from promptrecorder.recording.redaction import (
 from promptrecorder.recording.values import apply_policy, check_key, settle
 
 if TYPE_CHECKING:
+    from concurrent.futures import Executor, Future  # the annotations only: the module costs ~5 ms
+
     import pandas
 
 P = ParamSpec("P")
