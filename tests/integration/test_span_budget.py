@@ -6,7 +6,8 @@ In process, through the SDK and our OTLP encoder (what configure()'s exporters s
 
 from __future__ import annotations
 
-from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, SpanProcessor, TracerProvider
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 
 from promptrecorder import PromptRecorder, autorecord, settings
 from promptrecorder.export.otlp_encode import EncodedSpan, encode_span
@@ -26,9 +27,12 @@ class SizeOfEachSpan(SpanProcessor):
         self.spans.append((len(encoded.payload), pairs))
 
 
-def record_long_block(event_limit: int | None) -> list[tuple[int, int]]:
+def record_long_block(event_limit: int | None, monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
     sizes = SizeOfEachSpan()
-    provider = TracerProvider(span_limits=SpanLimits(max_events=event_limit), shutdown_on_exit=False)
+    # The event limit is set as the recorder reads it (and the SDK's SpanLimits() does).
+    if event_limit is not None:
+        monkeypatch.setenv(settings.OTEL_SPAN_EVENT_COUNT_LIMIT, str(event_limit))
+    provider = TracerProvider(shutdown_on_exit=False)
     provider.add_span_processor(sizes)
     with PromptRecorder("long", tracer_provider=provider, max_records=100):
         for _ in range(40_000):
@@ -37,16 +41,18 @@ def record_long_block(event_limit: int | None) -> list[tuple[int, int]]:
     return sizes.spans
 
 
-def test_forty_thousand_pairs_with_the_stock_event_limit_make_spans_under_the_budget() -> None:
+def test_forty_thousand_pairs_with_the_stock_event_limit_make_spans_under_the_budget(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """With the SDK's 128 events per span, each segment holds 63 pairs, far under 1 MiB; none is lost."""
-    spans = record_long_block(None)
+    spans = record_long_block(None, monkeypatch)
     assert sum(pairs for _, pairs in spans) == 40_000
     assert max(size for size, _ in spans) <= settings.DEFAULT_MAX_SPAN_BYTES
 
 
-def test_forty_thousand_pairs_with_no_event_limit_are_cut_by_bytes() -> None:
+def test_forty_thousand_pairs_with_no_event_limit_are_cut_by_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
     """Where the event count does not bound a span (a provider allowing 100,000 events), bytes do: 1 MiB each."""
-    spans = record_long_block(100_000)
+    spans = record_long_block(100_000, monkeypatch)
     assert sum(pairs for _, pairs in spans) == 40_000
     assert max(size for size, _ in spans) <= settings.DEFAULT_MAX_SPAN_BYTES
     assert len(spans) < 200  # the segments are filled, not one pair each

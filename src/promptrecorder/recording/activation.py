@@ -13,6 +13,7 @@ events are added under a lock so that a segment rollover never races with an eve
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Mapping, Sequence
 from contextvars import ContextVar, Token
@@ -23,6 +24,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Link, Span, SpanKind
 from opentelemetry.util.types import AttributeValue
 
+from promptrecorder import settings
 from promptrecorder._diagnostics import warn_once
 from promptrecorder.recording import ledger, semconv
 from promptrecorder.recording.events import EXCEPTION_EVENT_RESERVE, attributes_size, record_exception
@@ -230,10 +232,20 @@ def _span_size(name: str, attributes: dict[str, AttributeValue]) -> int:
 
 
 def _event_limit(span: Span) -> int | None:
-    """How many events ``span`` keeps before it starts dropping the oldest; None if no limit."""
-    # The SDK offers no public way to read a span's limits; they sit on `_limits`.
-    limits = getattr(span, "_limits", None)
-    if limits is None:
+    """How many events ``span`` keeps before it starts dropping the oldest.
+
+    The SDK keeps its limits private (a span's ``_limits``), so this reads what its public
+    ``SpanLimits()`` reads by default: ``OTEL_SPAN_EVENT_COUNT_LIMIT``, else 128. A provider
+    built with an explicit ``SpanLimits(max_events=...)`` is not seen: set the variable to
+    match (docs/architecture.md, "The event budget"). A span that records nothing has no limit.
+    """
+    if not span.is_recording():
+        return None
+    value = os.environ.get(settings.OTEL_SPAN_EVENT_COUNT_LIMIT, "").strip()
+    if not value:
         return _SDK_DEFAULT_EVENT_LIMIT
-    limit = getattr(limits, "max_events", _SDK_DEFAULT_EVENT_LIMIT)
-    return limit if isinstance(limit, int) else None
+    try:
+        limit = int(value)
+    except ValueError:
+        return _SDK_DEFAULT_EVENT_LIMIT  # the SDK refuses such a value when it builds its limits
+    return limit if limit >= 0 else _SDK_DEFAULT_EVENT_LIMIT

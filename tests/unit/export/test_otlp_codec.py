@@ -14,12 +14,13 @@ from promptrecorder.export.otlp_codec import UndecodableBatchError, decode_batch
 
 
 @pytest.fixture
-def spans() -> list[ReadableSpan]:
+def spans(monkeypatch: pytest.MonkeyPatch) -> list[ReadableSpan]:
     """Real SDK spans from a recorder session: events, a segment with a link, an error, a CLIENT span."""
+    monkeypatch.setenv("OTEL_SPAN_EVENT_COUNT_LIMIT", "8")
     exporter = InMemorySpanExporter()
     provider = TracerProvider(
         resource=Resource.create({"service.name": "spool-test", "deployment.environment": "ci"}),
-        span_limits=SpanLimits(max_events=8, max_span_attributes=6),
+        span_limits=SpanLimits(max_span_attributes=6),  # max_events: the variable's 8
         shutdown_on_exit=False,
     )
     provider.add_span_processor(SimpleSpanProcessor(exporter))

@@ -332,10 +332,11 @@ def test_a_thousand_pairs_in_one_block_all_reach_the_exporter(tracing: Tracing) 
     assert {record.span_id for record in recorder.records} == span_ids
 
 
-def test_segments_follow_the_providers_own_event_limit() -> None:
-    """A provider with a smaller event limit gets smaller segments, still with nothing dropped."""
+def test_segments_follow_the_event_limit_the_environment_sets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A smaller OTEL_SPAN_EVENT_COUNT_LIMIT gets smaller segments, still with nothing dropped."""
+    monkeypatch.setenv("OTEL_SPAN_EVENT_COUNT_LIMIT", "10")
     exporter = InMemorySpanExporter()
-    provider = TracerProvider(span_limits=SpanLimits(max_events=10), shutdown_on_exit=False)
+    provider = TracerProvider(shutdown_on_exit=False)  # its SpanLimits() reads the variable too
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     with PromptRecorder("small", tracer_provider=provider):
         for index in range(20):
@@ -680,3 +681,18 @@ def test_constructor_rejects_bad_arguments(kwargs: dict[str, object], error: typ
     """Mistakes in constructing a recorder fail at once, naming the argument."""
     with pytest.raises(error, match="`"):
         PromptRecorder(**kwargs)  # type: ignore[arg-type]
+
+
+def test_a_providers_explicit_event_limit_is_not_seen(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The documented limitation: the SDK keeps a provider's own SpanLimits private, so a
+    provider built with ``SpanLimits(max_events=10)`` while the variable says 128 drops events."""
+    monkeypatch.delenv("OTEL_SPAN_EVENT_COUNT_LIMIT", raising=False)
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(span_limits=SpanLimits(max_events=10), shutdown_on_exit=False)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    with PromptRecorder("small", tracer_provider=provider) as recorder:
+        for index in range(20):
+            autorecord(f"p{index}", f"r{index}")
+    (span,) = exporter.get_finished_spans()
+    assert span.dropped_events == 30
+    assert len(recorder.records) == 20  # the records in memory are whole

@@ -7,7 +7,7 @@ import logging
 import timeit
 
 import pytest
-from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -64,10 +64,13 @@ def test_a_pair_bigger_than_the_budget_goes_alone_on_a_fresh_segment(tracing: Tr
     assert encoded_size(spans[2]) <= 10_000
 
 
-def test_the_event_count_limit_and_the_byte_budget_are_one_rule(tracing: Tracing) -> None:
+def test_the_event_count_limit_and_the_byte_budget_are_one_rule(
+    tracing: Tracing, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Whichever limit a segment reaches first ends it: tiny pairs roll over on count, big ones on bytes."""
+    monkeypatch.setenv("OTEL_SPAN_EVENT_COUNT_LIMIT", "10")
     exporter = InMemorySpanExporter()
-    provider = TracerProvider(span_limits=SpanLimits(max_events=10), shutdown_on_exit=False)
+    provider = TracerProvider(shutdown_on_exit=False)
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     with PromptRecorder("mixed", tracer_provider=provider, max_span_bytes=30_000):
         for index in range(12):
