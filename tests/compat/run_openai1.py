@@ -39,6 +39,7 @@ UNIT_TESTS = (
     "tests/unit/llm/test_openai_calls.py",
     "tests/unit/llm/test_instrument.py",
     "tests/unit/llm/test_bots.py",
+    "tests/unit/llm/test_openai_internals.py",
 )
 
 _PYTEST_INI = """\

@@ -15,7 +15,6 @@ real bot and openai client code. Which model answers:
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import time
@@ -30,6 +29,7 @@ from opentelemetry import trace
 
 from promptrecorder import settings
 from promptrecorder.errors import PromptRecorderError
+from promptrecorder.llm import openai_internals
 from promptrecorder.llm.bots import ChatBot, SimpleBot
 from promptrecorder.recording.recorder import PromptRecorder
 
@@ -160,14 +160,7 @@ def openai_http_module() -> ModuleType:
     A transport or client of the other library is not accepted by openai, so the stand-in
     (and a test's mock transport) must be built from this one.
     """
-    from openai import _base_client  # where openai imports its HTTP library
-
-    for name in ("httpx2", "httpx"):
-        module = getattr(_base_client, name, None)
-        if isinstance(module, ModuleType):
-            return module
-    major = int(openai.__version__.split(".")[0])
-    return importlib.import_module("httpx2" if major >= 3 else "httpx")
+    return openai_internals.http_library(openai)
 
 
 def stand_in_model() -> DemoModel:

@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 import openai
 
+from promptrecorder.llm import openai_internals
 from promptrecorder.llm.openai_adapter import CHAT, chat_result, chunk_text
 from promptrecorder.llm.openai_calls import arecord_create, record_create
 from promptrecorder.recording.calls import Endpoint, describe_endpoint
@@ -374,11 +375,14 @@ class _Clients:
 
 def _settings(source: openai.OpenAI | openai.AsyncOpenAI, missing: str) -> dict[str, Any]:
     """The settings of ``source`` that a client of the other kind can be built from."""
-    if type(source) not in (openai.OpenAI, openai.AsyncOpenAI) or getattr(source, "_api_key_provider", None):
+    if type(source) not in (openai.OpenAI, openai.AsyncOpenAI) or openai_internals.has_api_key_provider(
+        source
+    ):
         raise TypeError(
             f"`{missing}` must be given to call this way: a {type(source).__name__} client's settings "
             f"cannot be copied to the other kind of client, got {missing}=None"
         )
+    headers, query = openai_internals.given_headers_and_query(source)
     return {
         "api_key": source.api_key,
         "organization": source.organization,
@@ -387,8 +391,8 @@ def _settings(source: openai.OpenAI | openai.AsyncOpenAI, missing: str) -> dict[
         "timeout": source.timeout,
         "max_retries": source.max_retries,
         # The headers and query the client was given (``default_headers`` would add auth).
-        "default_headers": dict(getattr(source, "_custom_headers", None) or {}) or None,
-        "default_query": dict(getattr(source, "_custom_query", None) or {}) or None,
+        "default_headers": headers,
+        "default_query": query,
     }
 
 

@@ -33,6 +33,7 @@ from types import TracebackType
 from typing import Any
 
 from promptrecorder._diagnostics import warn_once
+from promptrecorder.llm import openai_internals
 from promptrecorder.llm.openai_adapter import CHAT, RESPONSES
 from promptrecorder.llm.openai_calls import arecord_create, record_create
 from promptrecorder.recording.activation import active_chain
@@ -215,13 +216,8 @@ def _is_async(function: Callable[..., Any]) -> bool:
 
 def _endpoint(resource: object) -> Endpoint:
     """Who serves ``resource``'s calls, read from its client at call time."""
-    client = getattr(resource, "_client", None)
-    # openai 3.x's public ``base_url`` property imports a module on every read (~0.9 µs a
-    # call); every openai version keeps what it returns in ``_base_url``.
-    base_url = getattr(client, "_base_url", None)
-    if base_url is None:
-        base_url = getattr(client, "base_url", "")
-    return describe_endpoint(base_url, type(client).__name__)
+    client = openai_internals.resource_client(resource)
+    return describe_endpoint(openai_internals.client_base_url(client), type(client).__name__)
 
 
 class _Deriver:

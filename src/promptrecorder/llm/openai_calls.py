@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from promptrecorder._diagnostics import warn_once
+from promptrecorder.llm import openai_internals
 from promptrecorder.llm.openai_adapter import (
     CHAT,
     ChatStreamReader,
@@ -53,7 +54,7 @@ def _finish_whole(call: LLMCall, api: str, reply: Any) -> PromptRecord | None:
     complete = True
     try:
         kind = type(reply).__name__
-        if kind == "LegacyAPIResponse" and not getattr(reply, "_stream", True):
+        if kind == "LegacyAPIResponse" and openai_internals.raw_response_is_read(reply):
             # ``with_raw_response``: the body is read already, and parse() caches what it
             # builds, so the caller's own parse() gets this very object.
             result = _result(api, reply.parse())
