@@ -44,7 +44,7 @@ from promptrecorder.recording.events import (
     name_text,
     record_exception,
 )
-from promptrecorder.recording.pairs import PreparedMessages, PreparedOutput, store_pair
+from promptrecorder.recording.pairs import Pair, PreparedMessages, PreparedOutput, store_pair
 from promptrecorder.recording.records import PromptRecord
 from promptrecorder.recording.redaction import ContentPolicy, RedactionCounter
 
@@ -253,24 +253,26 @@ class LLMCall:
         request = self.request
         return store_pair(
             self._chain,
-            prompt=last_user_text(request.messages) if request.messages else "",
-            messages=request.messages,
-            response=result.text,
-            request_model=request.model,
-            response_model=result.response_model,
-            started_ns=self._started_ns,
-            started_at=datetime.fromtimestamp(self._started_ns / 1e9, timezone.utc),
-            ended_ns=ended_ns,
-            ended_at=datetime.fromtimestamp(ended_ns / 1e9, timezone.utc),
-            input_tokens=result.input_tokens,
-            output_tokens=result.output_tokens,
-            provider=request.endpoint.provider,
-            finish_reasons=result.finish_reasons or None,
-            tool_calls=result.tool_calls or None,
-            error=error_text,
-            complete=complete,
-            prepared=self._prepared,
-            prepared_output=self._output,
+            Pair(
+                prompt=last_user_text(request.messages) if request.messages else "",
+                messages=request.messages,
+                response=result.text,
+                request_model=request.model,
+                response_model=result.response_model,
+                started_ns=self._started_ns,
+                started_at=datetime.fromtimestamp(self._started_ns / 1e9, timezone.utc),
+                ended_ns=ended_ns,
+                ended_at=datetime.fromtimestamp(ended_ns / 1e9, timezone.utc),
+                input_tokens=result.input_tokens,
+                output_tokens=result.output_tokens,
+                provider=request.endpoint.provider,
+                finish_reasons=result.finish_reasons or None,
+                tool_calls=result.tool_calls or None,
+                error=error_text,
+                complete=complete,
+                prepared=self._prepared,
+                prepared_output=self._output,
+            ),
         )
 
     def _describe_outcome(self, result: CallResult, error: BaseException | None, complete: bool) -> None:

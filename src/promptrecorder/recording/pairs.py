@@ -7,14 +7,13 @@ recorder's content policy has decided what of its text may be kept.
 
 from __future__ import annotations
 
-import inspect
 import os
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from opentelemetry.util.types import AttributeValue
 
@@ -36,13 +35,15 @@ from promptrecorder.recording.events import (
     response_event_attributes,
 )
 from promptrecorder.recording.records import PromptRecord
-from promptrecorder.recording.redaction import RedactionCounter
+from promptrecorder.recording.redaction import ContentPolicy, RedactionCounter
 from promptrecorder.recording.values import apply_policy, check_key, settle
 
 _NO_METADATA: Mapping[str, Any] = MappingProxyType({})
+# autorecord's first line, bound once: with no recorder active it is the whole call.
+_get_active = ACTIVE.get
 
 
-def _autorecord_signature(
+def autorecord(
     prompt: str | Sequence[Mapping[str, Any]],
     response: str,
     *,
@@ -92,27 +93,21 @@ def _autorecord_signature(
         TypeError, ValueError: an argument is not of the documented form (only checked
             with a recorder active). Telemetry failures are logged, never raised.
     """
-    raise NotImplementedError  # only the signature and the docstring of ``autorecord``
-
-
-if TYPE_CHECKING:
-    autorecord = _autorecord_signature
-else:
-    # ``autorecord`` is called unconditionally by library code, so its cost with no recorder
-    # active matters. Filling six keyword-only defaults takes ~35 of the ~85 ns such a call
-    # costs; this front takes its options as one dict and fills them only with a recorder
-    # active. It shows and type-checks as ``_autorecord_signature`` above.
-    _get_active = ACTIVE.get
-
-    def autorecord(prompt, response, **options):
-        chain = _get_active()
-        if not chain:
-            return None
-        return _autorecord(chain, prompt, response, **options)
-
-    autorecord.__doc__ = _autorecord_signature.__doc__
-    autorecord.__signature__ = inspect.signature(_autorecord_signature)
-    autorecord.__annotations__ = _autorecord_signature.__annotations__
+    chain = _get_active()
+    if not chain:
+        return None
+    return _autorecord(
+        chain,
+        prompt,
+        response,
+        model=model,
+        started_at=started_at,
+        ended_at=ended_at,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        metadata=metadata,
+        **more,
+    )
 
 
 def _autorecord(
@@ -146,93 +141,130 @@ def _autorecord(
         raise ValueError(f"`started_at` must not be after `ended_at`, got {started_at!r} > {ended!r}")
     return store_pair(
         chain,
-        prompt=prompt_text,
-        messages=messages,
-        response=response_text,
-        request_model=model,
-        response_model=model,
-        started_ns=started_ns,
-        started_at=started,
-        ended_ns=ended_ns,
-        ended_at=ended,
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        metadata=_merge_metadata(metadata, more),
+        Pair(
+            prompt=prompt_text,
+            messages=messages,
+            response=response_text,
+            request_model=model,
+            response_model=model,
+            started_ns=started_ns,
+            started_at=started,
+            ended_ns=ended_ns,
+            ended_at=ended,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            metadata=_merge_metadata(metadata, more),
+        ),
     )
 
 
-def store_pair(
-    chain: tuple[Activation, ...],
-    *,
-    prompt: str,
-    messages: tuple[Mapping[str, Any], ...] | None,
-    response: str,
-    request_model: str | None,
-    response_model: str | None,
-    started_ns: int,
-    started_at: datetime | None,
-    ended_ns: int,
-    ended_at: datetime,
-    input_tokens: int | None = None,
-    output_tokens: int | None = None,
-    metadata: Mapping[str, Any] = _NO_METADATA,
-    provider: str | None = None,
-    finish_reasons: tuple[str, ...] | None = None,
-    tool_calls: tuple[Mapping[str, Any], ...] | None = None,
-    error: str | None = None,
-    complete: bool = True,
-    prepared: PreparedMessages | None = None,
-    prepared_output: PreparedOutput | None = None,
-) -> PromptRecord | None:
-    """Add a checked pair's events to the innermost span and keep its record in every recorder.
+@dataclass(slots=True)
+class Pair:
+    """One prompt/response pair on its way from ``autorecord`` or an LLM call to events and record.
 
-    The shared path of ``autorecord`` and of the bots and openai instrumentation, which
-    build their arguments from API objects and so need no checking. The innermost
-    recorder's content policy applies first (None when it captures nothing). ``prepared``
-    is ``messages`` already passed through that policy, by the call's span, and
-    ``prepared_output`` the response and tool calls: used as they are.
+    Built from checked arguments (``autorecord``) or from API objects (an LLM call), passed
+    once through the innermost recorder's content policy (``through``), then turned into
+    the two events' attributes and the ``PromptRecord``. ``prepared`` and
+    ``prepared_output`` are content an LLM call already passed through that same policy
+    for its CLIENT span: the policy step takes them as they are rather than apply it twice.
+    """
+
+    prompt: str
+    messages: tuple[Mapping[str, Any], ...] | None
+    response: str
+    request_model: str | None
+    response_model: str | None
+    started_ns: int
+    started_at: datetime | None
+    ended_ns: int
+    ended_at: datetime
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    metadata: Mapping[str, Any] = field(default_factory=lambda: _NO_METADATA)
+    provider: str | None = None
+    finish_reasons: tuple[str, ...] | None = None
+    tool_calls: tuple[Mapping[str, Any], ...] | None = None
+    error: str | None = None
+    complete: bool = True
+    prepared: PreparedMessages | None = None
+    prepared_output: PreparedOutput | None = None
+
+    def through(self, policy: ContentPolicy, counter: RedactionCounter) -> None:
+        """Apply the content policy, once: scrub and redact what it keeps, blank what it does not."""
+        if policy.scrubber is not None or policy.redact is not None:
+            # Texts that are not content (kept in every capture mode): the same policy, here once.
+            if self.request_model is not None:
+                given, self.request_model = self.request_model, policy.text(self.request_model, counter)
+                if self.response_model == given:  # the same name: scrubbed (and counted) once
+                    self.response_model = self.request_model
+            if self.response_model is not None and self.response_model is not self.request_model:
+                self.response_model = policy.text(self.response_model, counter)
+            if self.metadata:
+                self.metadata = MappingProxyType(apply_policy(policy, dict(self.metadata), counter))
+        if not policy.keeps_text:
+            self.prompt = self.response = ""
+            self.messages = None
+            if self.tool_calls is not None:
+                self.tool_calls = tuple(_without_arguments(call) for call in self.tool_calls)
+            self.error = None if self.error is None else self.error.partition(":")[0]
+            return
+        if policy.scrubber is None and policy.redact is None:
+            return
+        if self.messages is None:
+            self.prompt = policy.text(self.prompt, counter)
+        elif self.prepared is not None:
+            self.messages = self.prepared.messages
+            counter.add(self.prepared.counts)
+            self.prompt = last_user_text(self.messages)
+        else:  # the prompt is a view of the messages: derive it, so nothing counts twice
+            self.messages = policy.messages(self.messages, counter)
+            self.prompt = last_user_text(self.messages)
+        if self.prepared_output is not None:
+            self.response = self.prepared_output.text
+            counter.add(self.prepared_output.counts)
+            self.tool_calls = self.prepared_output.tool_calls or None
+        else:
+            self.response = policy.text(self.response, counter)
+            if self.tool_calls is not None:
+                self.tool_calls = policy.tool_calls(self.tool_calls, counter)
+        self.error = None if self.error is None else policy.text(self.error, counter)
+
+    def record(self, recorder_name: str, record_id: str, ids: tuple[str, str] | None) -> PromptRecord:
+        """The ``PromptRecord`` of this pair (after ``through``), on the span ``ids`` names."""
+        return PromptRecord(
+            prompt=self.prompt,
+            response=self.response,
+            ended_at=self.ended_at,
+            recorder=recorder_name,
+            id=record_id,
+            model=self.response_model or self.request_model,
+            started_at=self.started_at,
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            trace_id=ids[0] if ids else None,
+            span_id=ids[1] if ids else None,
+            messages=self.messages,
+            metadata=self.metadata,
+            provider=self.provider,
+            finish_reasons=self.finish_reasons,
+            tool_calls=self.tool_calls,
+            error=self.error,
+            complete=self.complete,
+        )
+
+
+def store_pair(chain: tuple[Activation, ...], pair: Pair) -> PromptRecord | None:
+    """Add a pair's events to the innermost span and keep its record in every recorder.
+
+    The shared path of ``autorecord`` and of the bots and openai instrumentation. The
+    innermost recorder's content policy applies first, once (None when it captures nothing).
     """
     innermost = chain[-1]
     recorder = innermost.recorder
     policy = innermost.policy
     if not policy.records:
         return None
-    if policy.scrubber is not None or policy.redact is not None:
-        # Texts that are not content (kept in every capture mode): the same policy, here once.
-        counter = recorder.redactions
-        if request_model is not None:
-            given, request_model = request_model, policy.text(request_model, counter)
-            if response_model == given:  # the same name: scrubbed (and counted) once
-                response_model = request_model
-        if response_model is not None and response_model is not request_model:
-            response_model = policy.text(response_model, counter)
-        if metadata:
-            metadata = MappingProxyType(apply_policy(policy, dict(metadata), counter))
-    if policy.keeps_text:
-        if policy.scrubber is not None or policy.redact is not None:
-            counter = recorder.redactions
-            if messages is None:
-                prompt = policy.text(prompt, counter)
-            elif prepared is not None:
-                messages = prepared.messages
-                counter.add(prepared.counts)
-                prompt = last_user_text(messages)
-            else:  # the prompt is a view of the messages: derive it, so nothing counts twice
-                messages = policy.messages(messages, counter)
-                prompt = last_user_text(messages)
-            if prepared_output is not None:
-                response = prepared_output.text
-                counter.add(prepared_output.counts)
-                tool_calls = prepared_output.tool_calls or None
-            else:
-                response = policy.text(response, counter)
-                tool_calls = None if tool_calls is None else policy.tool_calls(tool_calls, counter)
-            error = None if error is None else policy.text(error, counter)
-    else:
-        prompt = response = ""
-        messages = None
-        tool_calls = None if tool_calls is None else tuple(_without_arguments(call) for call in tool_calls)
-        error = None if error is None else error.partition(":")[0]
+    pair.through(policy, recorder.redactions)
     record_id = os.urandom(8).hex()
     ids: tuple[str, str] | None = None
     try:
@@ -240,29 +272,12 @@ def store_pair(
         size = 0
         if innermost.recording:
             prompt_attributes, response_attributes = _event_attributes(
-                record_id,
-                recorder.max_content_length,
-                recorder.max_span_bytes // 2,
-                prompt=prompt,
-                messages=messages,
-                request_model=request_model,
-                provider=provider,
-                input_tokens=input_tokens,
-                metadata=metadata,
-                prepared=prepared,
-                response=response,
-                response_model=response_model,
-                output_tokens=output_tokens,
-                finish_reasons=finish_reasons,
-                tool_calls=tool_calls,
-                error=error,
-                complete=complete,
-                prepared_output=prepared_output,
+                record_id, recorder.max_content_length, recorder.max_span_bytes // 2, pair
             )
             size = (
                 2 * EVENT_OVERHEAD + attributes_size(prompt_attributes) + attributes_size(response_attributes)
             )
-        ids = innermost.add_pair(prompt_attributes, started_ns, response_attributes, ended_ns, size)
+        ids = innermost.add_pair(prompt_attributes, pair.started_ns, response_attributes, pair.ended_ns, size)
         if innermost.closed:
             warn_once(
                 "record-after-exit",
@@ -273,26 +288,7 @@ def store_pair(
     except Exception as failure:  # telemetry must never break the caller; the record is still kept
         warn_once("add-events", "promptrecorder could not add events to the span: %r", failure)
 
-    record = PromptRecord(
-        prompt=prompt,
-        response=response,
-        ended_at=ended_at,
-        recorder=recorder.name,
-        id=record_id,
-        model=response_model or request_model,
-        started_at=started_at,
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        trace_id=ids[0] if ids else None,
-        span_id=ids[1] if ids else None,
-        messages=messages,
-        metadata=metadata,
-        provider=provider,
-        finish_reasons=finish_reasons,
-        tool_calls=tool_calls,
-        error=error,
-        complete=complete,
-    )
+    record = pair.record(recorder.name, record_id, ids)
     if len(chain) == 1:
         chain[0].store.append(record)
     else:
@@ -303,25 +299,7 @@ def store_pair(
 
 
 def _event_attributes(
-    record_id: str,
-    limit: int | None,
-    messages_bytes: int,
-    *,
-    prompt: str,
-    messages: tuple[Mapping[str, Any], ...] | None,
-    request_model: str | None,
-    provider: str | None,
-    input_tokens: int | None,
-    metadata: Mapping[str, Any],
-    prepared: PreparedMessages | None,
-    response: str,
-    response_model: str | None,
-    output_tokens: int | None,
-    finish_reasons: tuple[str, ...] | None,
-    tool_calls: tuple[Mapping[str, Any], ...] | None,
-    error: str | None,
-    complete: bool,
-    prepared_output: PreparedOutput | None,
+    record_id: str, limit: int | None, messages_bytes: int, pair: Pair
 ) -> tuple[dict[str, AttributeValue], dict[str, AttributeValue]]:
     """The attributes of a pair's two events; never raises.
 
@@ -329,31 +307,34 @@ def _event_attributes(
     it all the same (a bug of ours), the pair is still exported, as its record id and what
     went wrong, so that a record in memory always has its events on a span.
     """
+    prepared, prepared_output = pair.prepared, pair.prepared_output
     try:
         return (
             prompt_event_attributes(
                 record_id=record_id,
-                prompt=prompt,
-                messages=messages,
-                model=request_model,
-                provider=provider,
-                input_tokens=input_tokens,
-                metadata=metadata,
+                prompt=pair.prompt,
+                messages=pair.messages,
+                model=pair.request_model,
+                provider=pair.provider,
+                input_tokens=pair.input_tokens,
+                metadata=pair.metadata,
                 limit=limit,
                 input_messages=(
-                    prepared.json if prepared is not None and prepared.limit == limit and messages else None
+                    prepared.json
+                    if prepared is not None and prepared.limit == limit and pair.messages
+                    else None
                 ),
                 messages_bytes=messages_bytes,
             ),
             response_event_attributes(
                 record_id=record_id,
-                response=response,
-                model=response_model,
-                output_tokens=output_tokens,
-                finish_reasons=finish_reasons,
-                tool_calls=tool_calls,
-                error=error,
-                complete=complete,
+                response=pair.response,
+                model=pair.response_model,
+                output_tokens=pair.output_tokens,
+                finish_reasons=pair.finish_reasons,
+                tool_calls=pair.tool_calls,
+                error=pair.error,
+                complete=pair.complete,
                 limit=limit,
                 output_messages=(
                     prepared_output.json
