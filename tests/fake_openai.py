@@ -365,7 +365,12 @@ class FakeOpenAI:
             return http.Response(
                 reply.status, headers={**headers, "content-type": "text/event-stream"}, stream=stream
             )
-        return http.Response(reply.status, headers=headers, json=reply.body)
+        # Escaped as a real server escapes it: a lone surrogate in a reply has no UTF-8 form
+        # (httpx2's json= encodes with ensure_ascii=False, and fails on one).
+        body = json.dumps(reply.body).encode("ascii")
+        return http.Response(
+            reply.status, headers={**headers, "content-type": "application/json"}, content=body
+        )
 
     def client(self, **options: Any) -> openai.OpenAI:
         """An ``openai.OpenAI`` client talking to this server (``max_retries=0`` unless given)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 
+# Each module logs to its own ``logging.getLogger(__name__)``; all are below this one.
 logger = logging.getLogger("promptrecorder")
 
 # Drops of a full queue less than this far apart belong to one episode (one log line).
@@ -14,8 +15,8 @@ _said: set[str] = set()
 _said_lock = threading.Lock()
 
 
-def warn_once(key: str, message: str, *args: object) -> None:
-    """Log ``message`` as a warning the first time ``key`` is seen in this process."""
+def warn_once(logger: logging.Logger, key: str, message: str, *args: object) -> None:
+    """Log ``message`` to ``logger`` as a warning the first time ``key`` is seen in this process."""
     with _said_lock:
         if key in _said:
             return

@@ -116,3 +116,36 @@ def test_no_module_imports_itself_round_a_circle() -> None:
         if module not in state:
             walk(module, [module])
     assert cycles == []
+
+
+def test_every_exception_is_defined_in_errors_and_drawn_in_its_docstring() -> None:
+    """One exception tree: each class deriving from Exception lives in errors.py, under
+    PromptRecorderError, and the module docstring draws it."""
+    from promptrecorder import errors
+
+    elsewhere = []
+    for module, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef) and any(
+                isinstance(base, ast.Name) and base.id.endswith(("Error", "Exception")) for base in node.bases
+            ):
+                if module != "promptrecorder.errors":
+                    elsewhere.append(f"{module}.{node.name}")
+    assert elsewhere == []
+    classes = [
+        value for value in vars(errors).values() if isinstance(value, type) and issubclass(value, Exception)
+    ]
+    assert all(issubclass(cls, errors.PromptRecorderError) for cls in classes)
+    assert all(cls.__name__ in (errors.__doc__ or "") for cls in classes)
+
+
+def test_each_module_logs_to_its_own_logger() -> None:
+    """`logging.getLogger(__name__)` in every module that logs; only _diagnostics names the parent."""
+    named = [
+        module
+        for module, path in MODULES.items()
+        if "getLogger(" in (text := path.read_text(encoding="utf-8"))
+        and "getLogger(__name__)" not in text
+        and module != "promptrecorder._diagnostics"
+    ]
+    assert named == []

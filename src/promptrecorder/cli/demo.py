@@ -28,7 +28,7 @@ import openai
 from opentelemetry import trace
 
 from promptrecorder import settings
-from promptrecorder.errors import PromptRecorderError
+from promptrecorder.errors import DemoModelError
 from promptrecorder.llm import openai_internals
 from promptrecorder.llm.bots import ChatBot, SimpleBot
 from promptrecorder.recording.recorder import PromptRecorder
@@ -44,10 +44,6 @@ _SCRIPT = {
 }
 _TRIAGE_PROMPT = "You triage IT support tickets. Answer in one short sentence."
 _TITLE_PROMPT = "You write incident report titles: five words at most."
-
-
-class DemoModelError(PromptRecorderError):
-    """The demo's real model server failed; the message is one sentence saying what to do."""
 
 
 @dataclass(frozen=True)

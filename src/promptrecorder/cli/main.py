@@ -15,8 +15,9 @@ from promptrecorder import settings
 from promptrecorder._version import __version__
 from promptrecorder.cli.check import DEFAULT_TIMEOUT_S, resolve_target, run_check
 from promptrecorder.cli.check_report import describe, environment_notes, verdict
-from promptrecorder.cli.demo import DemoModelError, run_session
-from promptrecorder.cli.show import UnreadableRecordsError, read_records, render_json, render_table
+from promptrecorder.cli.demo import run_session
+from promptrecorder.cli.show import read_records, render_json, render_table
+from promptrecorder.errors import DemoModelError, UnreadableRecordsError
 from promptrecorder.export.console import format_records_table
 from promptrecorder.export.telemetry import configure, delivery_stats, destinations, flush, shutdown
 from promptrecorder.terminal_text import printable

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import IO
 
-from promptrecorder.errors import PromptRecorderError
+from promptrecorder.errors import UnreadableRecordsError
 from promptrecorder.export.console import format_records_table
 from promptrecorder.recording.records import PromptRecord, record_from_json_line
 from promptrecorder.terminal_text import json_printable, printable
@@ -36,10 +36,6 @@ _short_repr = reprlib.Repr()
 _short_repr.maxstring = _short_repr.maxother = 60
 _brief = _short_repr.repr
 _MAX_REASON = 200
-
-
-class UnreadableRecordsError(PromptRecorderError):
-    """The records file could not be read; the message is one sentence naming where."""
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ With a spool (``configure(spool_dir=...)``) the spool mode lives in
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 import time
@@ -35,14 +36,13 @@ from collections.abc import Callable, Sequence
 
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from promptrecorder._diagnostics import logger
+from promptrecorder.errors import MalformedRequestError
 from promptrecorder.export.delivery_report import DeliveryReport
 from promptrecorder.export.delivery_report import (
     DeliveryStats as DeliveryStats,
 )  # public: promptrecorder.DeliveryStats
 from promptrecorder.export.otlp_encode import (
     EncodedSpan,
-    MalformedRequestError,
     request_span_ids,
     split_request,
 )
@@ -50,6 +50,8 @@ from promptrecorder.export.otlp_send import OtlpSender, SendResult
 from promptrecorder.export.spool import Spool, SpoolEntry
 from promptrecorder.export.spool_drain import SpoolDrain
 from promptrecorder.recording import ledger
+
+logger = logging.getLogger(__name__)
 
 # Back-off between attempts at a transient failure: doubles from the first to the last,
 # each pause drawn between half and all of it ("equal jitter"), so that many processes

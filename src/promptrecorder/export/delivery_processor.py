@@ -26,6 +26,7 @@ backed-up queue). It uses only the SDK's public ``SpanProcessor`` interface.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import weakref
@@ -38,6 +39,8 @@ from opentelemetry.sdk.trace import Span as SDKSpan
 from promptrecorder._diagnostics import warn_once
 from promptrecorder.export.delivery import Delivery
 from promptrecorder.export.otlp_encode import EncodedSpan, encode_request
+
+logger = logging.getLogger(__name__)
 
 # A span in a request costs its bytes plus its field tag and length (at most 1 + 5 bytes).
 _SPAN_FRAMING = 6
@@ -167,7 +170,12 @@ class DeliveryProcessor(SpanProcessor):
             try:
                 sent = self._send(batch, deadline)
             except Exception as error:  # a bug of ours must not stop delivery for good
-                warn_once("delivery-worker", "promptrecorder: sending a batch failed unexpectedly: %r", error)
+                warn_once(
+                    logger,
+                    "delivery-worker",
+                    "promptrecorder: sending a batch failed unexpectedly: %r",
+                    error,
+                )
                 ids = [span.context.span_id for span, _ in batch]
                 self.delivery.lose(None, len(batch), f"{type(error).__name__}: {error}", ids)
             finally:

@@ -19,13 +19,16 @@ Threading contract: every method may be called from any thread.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from promptrecorder._diagnostics import QUEUE_EPISODE_QUIET_S, logger
+from promptrecorder._diagnostics import QUEUE_EPISODE_QUIET_S
 from promptrecorder.export.spool import Spool
+
+logger = logging.getLogger(__name__)
 
 # Spans refused one by one are each logged with their trace id up to this many per
 # destination; beyond it they are counted only (one line says so).

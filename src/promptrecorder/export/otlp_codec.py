@@ -24,12 +24,8 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 
-from promptrecorder.errors import PromptRecorderError
+from promptrecorder.errors import UndecodableBatchError
 from promptrecorder.export.otlp_encode import encode_request
-
-
-class UndecodableBatchError(PromptRecorderError, ValueError):
-    """Bytes that are not a valid OTLP ``ExportTraceServiceRequest``."""
 
 
 def encode_batch(spans: Sequence[ReadableSpan]) -> bytes:

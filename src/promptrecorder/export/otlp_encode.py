@@ -26,6 +26,7 @@ wire type 0 is a varint, 1 is 8 fixed bytes, 2 is a length-prefixed body, 5 is 4
 
 from __future__ import annotations
 
+import logging
 import struct
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -34,7 +35,9 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanContext
 
 from promptrecorder._diagnostics import warn_once
-from promptrecorder.errors import PromptRecorderError
+from promptrecorder.errors import MalformedRequestError
+
+logger = logging.getLogger(__name__)
 
 _pack_double = struct.Struct("<d").pack
 _pack_fixed64 = struct.Struct("<Q").pack
@@ -79,7 +82,9 @@ def encode_span(span: ReadableSpan) -> ReadableSpan | EncodedSpan:
     try:
         return EncodedSpan(span, context)
     except Exception as error:  # a bug of ours: the span is encoded again at export, and fails there
-        warn_once("otlp-encode:at-end", "promptrecorder: could not encode a span as it ended: %r", error)
+        warn_once(
+            logger, "otlp-encode:at-end", "promptrecorder: could not encode a span as it ended: %r", error
+        )
         return span
 
 
@@ -103,7 +108,9 @@ def encode_request(spans: Sequence[ReadableSpan | EncodedSpan]) -> bytes:
             context = span.get_span_context()
             if context is None:  # not made by an SDK tracer: nothing to identify it by
                 warn_once(
-                    "otlp-encode:no-context", "promptrecorder: a span without a span context was not exported"
+                    logger,
+                    "otlp-encode:no-context",
+                    "promptrecorder: a span without a span context was not exported",
                 )
                 continue
             payload = _span(span, context)
@@ -242,6 +249,7 @@ def _attributes(tag: bytes, attributes: Mapping[str, Any] | None) -> list[bytes]
             any_value = _field(b"\x0a", _text(value)) if type(value) is str else _any_value(value)
         except Exception as error:  # as the stock encoder: lose the attribute, not the batch
             warn_once(
+                logger,
                 f"otlp-encode:{type(error).__name__}",  # not per key: keys may be made up per request
                 "promptrecorder: attribute %r was left out of the OTLP export: %s",
                 key,
@@ -321,10 +329,6 @@ def _varint(number: int) -> bytes:
 
 
 # --- reading requests back: splitting a refused request, naming its spans -------------------
-
-
-class MalformedRequestError(PromptRecorderError, ValueError):
-    """Bytes that are not an OTLP ``ExportTraceServiceRequest`` this module can take apart."""
 
 
 def split_request(body: bytes) -> list[tuple[bytes, int]]:

@@ -39,6 +39,7 @@ the listing are serialised by one lock.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import threading
@@ -47,8 +48,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, ClassVar
 
-from promptrecorder._diagnostics import logger
-from promptrecorder.errors import PromptRecorderError
+from promptrecorder.errors import CorruptSpoolFileError, SpoolUnavailableError
+
+logger = logging.getLogger(__name__)
 
 try:
     import fcntl
@@ -61,14 +63,6 @@ _SET_ASIDE = re.compile(r"^(\d{20})-.*\.otlp(?:\.\d+)?\.(?:corrupt|rejected)$")
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 _TMP_PREFIX = ".tmp-"
 _LOCK_NAME = ".lock"
-
-
-class SpoolUnavailableError(PromptRecorderError):
-    """The spool directory cannot be used (not creatable, or held by another process)."""
-
-
-class CorruptSpoolFileError(PromptRecorderError):
-    """A spooled file's content does not match its name (truncated or damaged)."""
 
 
 @dataclass(frozen=True)

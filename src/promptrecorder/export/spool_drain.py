@@ -21,23 +21,26 @@ by the ``Delivery`` that owns it (``promptrecorder.export.delivery``).
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from promptrecorder._diagnostics import QUEUE_EPISODE_QUIET_S, logger, warn_once
+from promptrecorder._diagnostics import QUEUE_EPISODE_QUIET_S, warn_once
+from promptrecorder.errors import CorruptSpoolFileError, MalformedRequestError
 from promptrecorder.export.otlp_encode import (
     EncodedSpan,
-    MalformedRequestError,
     encode_request,
     request_span_count,
 )
-from promptrecorder.export.spool import CorruptSpoolFileError, Spool, SpoolEntry
+from promptrecorder.export.spool import Spool, SpoolEntry
 
 if TYPE_CHECKING:
     from promptrecorder.export.delivery import Delivery
+
+logger = logging.getLogger(__name__)
 
 # The drain thread's pause after a failed re-send doubles from the first to the last.
 DRAIN_FIRST_BACKOFF_S = 0.2
@@ -185,7 +188,10 @@ class SpoolDrain:
                 delivered, asked = (True, None) if entry is None else self._resend(entry)
             except Exception as error:  # a bug of ours must not stop the drain for good
                 warn_once(
-                    "spool-drain", "promptrecorder: re-sending a spooled batch failed unexpectedly: %r", error
+                    logger,
+                    "spool-drain",
+                    "promptrecorder: re-sending a spooled batch failed unexpectedly: %r",
+                    error,
                 )
                 delivered, asked = False, None
             finally:

@@ -10,6 +10,7 @@ a collector without restarting.
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import threading
 import time
@@ -23,15 +24,18 @@ from opentelemetry.sdk.trace import Span as SDKSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
 
 from promptrecorder import _diagnostics, settings
-from promptrecorder._diagnostics import logger, warn_once
+from promptrecorder._diagnostics import warn_once
 from promptrecorder.credentials import mask_url
+from promptrecorder.errors import SpoolUnavailableError
 from promptrecorder.export import delivery_processor, senders
 from promptrecorder.export.console import CompactConsoleExporter
 from promptrecorder.export.delivery import Delivery, DeliveryStats, ExporterSender
 from promptrecorder.export.delivery_processor import DeliveryProcessor
 from promptrecorder.export.otlp_send import OtlpSender
-from promptrecorder.export.spool import Spool, SpoolUnavailableError
+from promptrecorder.export.spool import Spool
 from promptrecorder.recording import ledger
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -82,6 +86,7 @@ class _SwitchableProcessor(SpanProcessor):
                     delivery.after_shutdown(context.span_id)  # counted, said once
                 if pipeline.destinations and not pipeline.deliveries:
                     warn_once(
+                        logger,
                         "ended-after-shutdown",
                         "promptrecorder: a span ended after shutdown(); it is not exported. Call "
                         "promptrecorder.configure() again to resume.",
@@ -173,7 +178,9 @@ def configure(
     global _state
     if settings.env_flag(settings.OTEL_SDK_DISABLED):
         warn_once(
-            "sdk-disabled", "promptrecorder: OTEL_SDK_DISABLED=true; prompts are recorded in memory only"
+            logger,
+            "sdk-disabled",
+            "promptrecorder: OTEL_SDK_DISABLED=true; prompts are recorded in memory only",
         )
         return None
     spool = _spool_settings(spool_dir, spool_max_bytes)
@@ -185,6 +192,7 @@ def configure(
             if not isinstance(current, trace.ProxyTracerProvider):
                 _stop_pipeline(pipeline, 0)
                 warn_once(
+                    logger,
                     "foreign-provider",
                     "promptrecorder: the application already set a TracerProvider (%s); "
                     "recorders use it and configure() adds no exporter to it",
@@ -202,6 +210,7 @@ def configure(
         else:
             if service_name is not None or resource_attributes is not None:
                 warn_once(
+                    logger,
                     "resource-fixed",
                     "promptrecorder: configure() was called again; the export pipeline is "
                     "replaced, but the resource (service name) set first stays",

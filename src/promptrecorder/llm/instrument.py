@@ -26,6 +26,7 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
+import logging
 import threading
 import weakref
 from collections.abc import Callable, Sequence
@@ -38,6 +39,8 @@ from promptrecorder.llm.openai_adapter import CHAT, RESPONSES
 from promptrecorder.llm.openai_calls import arecord_create, record_create
 from promptrecorder.recording.activation import active_chain
 from promptrecorder.recording.calls import Endpoint, describe_endpoint
+
+logger = logging.getLogger(__name__)
 
 # The resource classes whose ``create`` every client reaches, as (module, class, api).
 # openai 1.x had chat completions in a module, later in a package: both import as below.
@@ -244,7 +247,12 @@ class _Deriver:
             try:
                 handle._follow(derived)
             except Exception as error:  # instrumenting must never break the caller's copy
-                warn_once("follow-derived", "promptrecorder could not instrument a derived client: %r", error)
+                warn_once(
+                    logger,
+                    "follow-derived",
+                    "promptrecorder could not instrument a derived client: %r",
+                    error,
+                )
             return derived
 
         for attribute in ("__name__", "__qualname__", "__doc__"):

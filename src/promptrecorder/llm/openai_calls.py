@@ -9,6 +9,7 @@ failed, left early, or garbage-collected. The proxy forwards everything else to 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -25,6 +26,8 @@ from promptrecorder.llm.openai_adapter import (
 )
 from promptrecorder.recording.calls import CallRequest, CallResult, Endpoint, LLMCall, inside_call
 from promptrecorder.recording.records import PromptRecord
+
+logger = logging.getLogger(__name__)
 
 
 class _StreamReader(Protocol):
@@ -64,7 +67,7 @@ def _finish_whole(call: LLMCall, api: str, reply: Any) -> PromptRecord | None:
         else:
             result = _result(api, reply)
     except Exception as error:  # an unexpected reply shape: keep the call, say so once
-        warn_once("reply-shape", "promptrecorder could not read an openai reply (%r)", error)
+        warn_once(logger, "reply-shape", "promptrecorder could not read an openai reply (%r)", error)
         result = CallResult()
     return call.finish(result, complete=complete)
 
@@ -141,7 +144,7 @@ def _start(api: str, kwargs: dict[str, Any], endpoint: Endpoint) -> LLMCall | No
     try:
         return LLMCall.start(_request(api, kwargs, endpoint))
     except Exception as error:  # never let reading the request stop the call itself
-        warn_once("request-shape", "promptrecorder could not read an openai request (%r)", error)
+        warn_once(logger, "request-shape", "promptrecorder could not read an openai request (%r)", error)
         return None
 
 
@@ -158,7 +161,7 @@ class _RecordedStreamBase:
         try:
             return self._reader.add(item)
         except Exception as error:  # an unexpected chunk shape must not break the stream
-            warn_once("chunk-shape", "promptrecorder could not read a streamed chunk (%r)", error)
+            warn_once(logger, "chunk-shape", "promptrecorder could not read a streamed chunk (%r)", error)
             return ""
 
     def _finish(self, *, complete: bool) -> None:

@@ -13,6 +13,7 @@ events are added under a lock so that a segment rollover never races with an eve
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Mapping, Sequence
@@ -33,6 +34,8 @@ from promptrecorder.recording.redaction import ContentPolicy
 if TYPE_CHECKING:
     from promptrecorder.recording.recorder import PromptRecorder
     from promptrecorder.recording.records import RecordStore
+
+logger = logging.getLogger(__name__)
 
 # The SDK keeps this many events per span unless told otherwise (OTEL_SPAN_EVENT_COUNT_LIMIT).
 _SDK_DEFAULT_EVENT_LIMIT = 128
@@ -93,7 +96,10 @@ class SpanStarter:
             return self.start(name, links, attributes)
         except Exception as error:  # telemetry must never stop the user's block
             warn_once(
-                "start-span", "promptrecorder could not start a span (%s); recording in memory only", error
+                logger,
+                "start-span",
+                "promptrecorder could not start a span (%s); recording in memory only",
+                error,
             )
             return trace.INVALID_SPAN
 

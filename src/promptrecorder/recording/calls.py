@@ -13,6 +13,7 @@ them is ignored.
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 import time
 from collections.abc import Mapping
@@ -47,6 +48,8 @@ from promptrecorder.recording.events import (
 from promptrecorder.recording.pairs import Pair, PreparedMessages, PreparedOutput, store_pair
 from promptrecorder.recording.records import PromptRecord
 from promptrecorder.recording.redaction import ContentPolicy, RedactionCounter
+
+logger = logging.getLogger(__name__)
 
 # Set while a recorded call is inside the client, so that an instrumented client beneath
 # a bot (or a client instrumented twice) does not record the same call again.
@@ -201,7 +204,7 @@ class LLMCall:
                 span.set_attribute(semconv.GEN_AI_INPUT_MESSAGES, text)
                 prepared = PreparedMessages(messages, counts, limit, text)
         except Exception as error:  # telemetry must never stop the call
-            warn_once("call-span", "promptrecorder could not start a span for an LLM call: %r", error)
+            warn_once(logger, "call-span", "promptrecorder could not start a span for an LLM call: %r", error)
         call = cls(request, chain, span)
         call._prepared = prepared
         return call
@@ -233,18 +236,22 @@ class LLMCall:
         try:
             self._describe_outcome(result, error, complete)
         except Exception as failure:  # telemetry must never break the caller
-            warn_once("call-end", "promptrecorder could not describe an LLM call's outcome: %r", failure)
+            warn_once(
+                logger, "call-end", "promptrecorder could not describe an LLM call's outcome: %r", failure
+            )
         finally:
             self._span.end()  # on every path: a span left open would never be exported
         try:
             self._record_metrics(result, error, duration_s)
         except Exception as failure:
-            warn_once("call-metrics", "promptrecorder could not record an LLM call's metrics: %r", failure)
+            warn_once(
+                logger, "call-metrics", "promptrecorder could not record an LLM call's metrics: %r", failure
+            )
         error_text = None if error is None else describe_exception(error)
         try:
             return self._store(result, error_text, complete, ended_ns)
         except Exception as failure:  # e.g. a redaction hook that raised: never the caller's problem
-            warn_once("call-record", "promptrecorder could not record an LLM call: %r", failure)
+            warn_once(logger, "call-record", "promptrecorder could not record an LLM call: %r", failure)
             return None
 
     def _store(
@@ -347,7 +354,9 @@ def _policy_text(policy: ContentPolicy, text: str | None) -> str | None:
     try:
         return policy.text(text, RedactionCounter())
     except Exception as error:
-        warn_once("call-name-policy", "promptrecorder: the content policy failed on a model name: %r", error)
+        warn_once(
+            logger, "call-name-policy", "promptrecorder: the content policy failed on a model name: %r", error
+        )
         return None
 
 

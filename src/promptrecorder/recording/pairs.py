@@ -7,6 +7,7 @@ recorder's content policy has decided what of its text may be kept.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -37,6 +38,8 @@ from promptrecorder.recording.events import (
 from promptrecorder.recording.records import PromptRecord
 from promptrecorder.recording.redaction import ContentPolicy, RedactionCounter
 from promptrecorder.recording.values import apply_policy, check_key, settle
+
+logger = logging.getLogger(__name__)
 
 _NO_METADATA: Mapping[str, Any] = MappingProxyType({})
 # autorecord's first line, bound once: with no recorder active it is the whole call.
@@ -280,13 +283,14 @@ def store_pair(chain: tuple[Activation, ...], pair: Pair) -> PromptRecord | None
         ids = innermost.add_pair(prompt_attributes, pair.started_ns, response_attributes, pair.ended_ns, size)
         if innermost.closed:
             warn_once(
+                logger,
                 "record-after-exit",
                 "a prompt was recorded after its PromptRecorder %r exited (a thread or task "
                 "outlived the block); it is kept in memory but not exported",
                 recorder.name,
             )
     except Exception as failure:  # telemetry must never break the caller; the record is still kept
-        warn_once("add-events", "promptrecorder could not add events to the span: %r", failure)
+        warn_once(logger, "add-events", "promptrecorder could not add events to the span: %r", failure)
 
     record = pair.record(recorder.name, record_id, ids)
     if len(chain) == 1:
@@ -345,7 +349,7 @@ def _event_attributes(
             ),
         )
     except Exception as failure:
-        warn_once("event-attributes", "promptrecorder could not build a pair's events: %r", failure)
+        warn_once(logger, "event-attributes", "promptrecorder could not build a pair's events: %r", failure)
         stub: dict[str, AttributeValue] = {
             semconv.RECORD_ID: record_id,
             semconv.EXPORT_ERROR: export_text(safe_str(failure), MAX_NAME_LENGTH)[0],

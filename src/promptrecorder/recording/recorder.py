@@ -9,6 +9,7 @@ Threading contract: a recorder may be shared by any number of threads and tasks.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import threading
 import weakref
@@ -52,6 +53,8 @@ if TYPE_CHECKING:
     from concurrent.futures import Executor, Future  # the annotations only: the module costs ~5 ms
 
     import pandas
+
+logger = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -178,7 +181,7 @@ class PromptRecorder:
         try:
             activation.policy = self.content_policy()
         except ValueError as error:  # a bad PROMPTRECORDER_CAPTURE_CONTENT must not stop the block
-            warn_once("capture-env", "promptrecorder: %s; recording with capture='metadata'", error)
+            warn_once(logger, "capture-env", "promptrecorder: %s; recording with capture='metadata'", error)
             activation.policy = ContentPolicy("metadata", self._scrubber, self._redact)
         activation.otel_token = otel_context.attach(trace.set_span_in_context(activation.span))
         activation.active_token = ACTIVE.set((*ACTIVE.get(), activation))
@@ -195,7 +198,10 @@ class PromptRecorder:
         activation = self._take_activation()
         if activation is None:
             warn_once(
-                f"exit-unentered-{id(self)}", "PromptRecorder %r exited without being entered", self.name
+                logger,
+                f"exit-unentered-{id(self)}",
+                "PromptRecorder %r exited without being entered",
+                self.name,
             )
             return
         # Restore the previous context first: nothing below may leave this recorder current.
@@ -207,6 +213,7 @@ class PromptRecorder:
             # That context's values are not ours to reset; the span still ends here.
             same_context = False
             warn_once(
+                logger,
                 "exit-other-context",
                 "PromptRecorder %r was exited in another context than it was entered in; "
                 "its span is ended, but the entering context keeps it until that context ends",
@@ -431,6 +438,7 @@ def _max_span_bytes_from_environment() -> int:
             raise ValueError
     except ValueError:
         warn_once(
+            logger,
             "max-span-bytes-env",
             "promptrecorder: %s must be a positive int, got %r; using %d",
             settings.PROMPTRECORDER_MAX_SPAN_BYTES,

@@ -83,7 +83,9 @@ def record(count: int, prefix: str = "s", text: str = "p") -> list[PromptRecorde
 
 def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [
-        r.getMessage() for r in caplog.records if r.name == "promptrecorder" and r.levelno >= logging.WARNING
+        r.getMessage()
+        for r in caplog.records
+        if r.name.startswith("promptrecorder") and r.levelno >= logging.WARNING
     ]
 
 

@@ -10,7 +10,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import Link, SpanKind
 
 from promptrecorder import PromptRecorder, autorecord
-from promptrecorder.export.otlp_codec import UndecodableBatchError, decode_batch, encode_batch
+from promptrecorder.errors import UndecodableBatchError
+from promptrecorder.export.otlp_codec import decode_batch, encode_batch
 
 
 @pytest.fixture

@@ -17,8 +17,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from promptrecorder import PromptRecorder, autorecord
+from promptrecorder.errors import CorruptSpoolFileError, SpoolUnavailableError
 from promptrecorder.export.otlp_codec import encode_batch
-from promptrecorder.export.spool import CorruptSpoolFileError, Spool, SpoolUnavailableError
+from promptrecorder.export.spool import Spool
 
 
 @pytest.fixture
