@@ -126,11 +126,15 @@ def test_every_exception_is_defined_in_errors_and_drawn_in_its_docstring() -> No
     elsewhere = []
     for module, path in MODULES.items():
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ClassDef) and any(
-                isinstance(base, ast.Name) and base.id.endswith(("Error", "Exception")) for base in node.bases
+            if (
+                isinstance(node, ast.ClassDef)
+                and any(
+                    isinstance(base, ast.Name) and base.id.endswith(("Error", "Exception"))
+                    for base in node.bases
+                )
+                and module != "promptrecorder.errors"
             ):
-                if module != "promptrecorder.errors":
-                    elsewhere.append(f"{module}.{node.name}")
+                elsewhere.append(f"{module}.{node.name}")
     assert elsewhere == []
     classes = [
         value for value in vars(errors).values() if isinstance(value, type) and issubclass(value, Exception)
