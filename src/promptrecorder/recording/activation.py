@@ -220,7 +220,10 @@ class Activation:
                     self.segment.end()
                     span.set_attribute(semconv.SEGMENT_COUNT, self.segment_index + 1)
                 span.set_attribute(semconv.RECORD_COUNT, self.records)
-                if exc is not None and not isinstance(exc, GeneratorExit):
+                # Only an Exception marks the span as failed, as the API's use_span does:
+                # CancelledError, KeyboardInterrupt, SystemExit and GeneratorExit are how a
+                # block is stopped, not how it fails.
+                if isinstance(exc, Exception):
                     record_exception(span, self.policy, exc, self.recorder.max_content_length)
             finally:
                 span.end()

@@ -318,10 +318,11 @@ class LLMCall:
                 output = output_messages_json(text, result.finish_reasons, tool_calls, limit, max_bytes)
                 attributes[semconv.GEN_AI_OUTPUT_MESSAGES] = output
                 self._output = PreparedOutput(text, tool_calls, counts, limit, output)
-            if not complete and error is None:
+            failed = isinstance(error, Exception)  # as use_span: a cancellation is no failure
+            if not complete and not failed:
                 attributes[semconv.RESPONSE_COMPLETE] = False
             span.set_attributes(attributes)
-            if error is not None:
+            if isinstance(error, Exception):
                 record_exception(span, policy, error, self._chain[-1].recorder.max_content_length)
 
     def _record_metrics(self, result: CallResult, error: BaseException | None, duration_s: float) -> None:
@@ -338,7 +339,7 @@ class LLMCall:
             attributes[semconv.SERVER_ADDRESS] = request.endpoint.address
         if request.endpoint.port:
             attributes[semconv.SERVER_PORT] = request.endpoint.port
-        if error is not None:
+        if isinstance(error, Exception):
             attributes[semconv.ERROR_TYPE] = type(error).__qualname__
         _duration.record(duration_s, attributes)
         for token_type, count in (("input", result.input_tokens), ("output", result.output_tokens)):

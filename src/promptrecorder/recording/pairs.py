@@ -396,8 +396,10 @@ def _without_arguments(call: Mapping[str, Any]) -> Mapping[str, Any]:
 def _check_tokens(name: str, value: object) -> None:
     if value is None:
         return
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+    if not isinstance(value, int) or isinstance(value, bool):
         raise TypeError(f"`{name}` must be a non-negative int or None, got {value!r}")
+    if value < 0:
+        raise ValueError(f"`{name}` must be a non-negative int or None, got {value!r}")
     if value >= 2**63:  # OTLP integers are int64
         raise ValueError(f"`{name}` must be below 2**63, got {value!r}")
 

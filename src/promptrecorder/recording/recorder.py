@@ -121,8 +121,10 @@ class PromptRecorder:
         scrub_secrets: bool | SecretScrubber = True,
         max_span_bytes: int | None = None,
     ) -> None:
-        if not isinstance(name, str) or not name:
+        if not isinstance(name, str):
             raise TypeError(f"`name` must be a non-empty str, got {name!r}")
+        if not name:
+            raise ValueError(f"`name` must be a non-empty str, got {name!r}")
         _check_positive_or_none("max_records", max_records)
         _check_positive_or_none("max_span_bytes", max_span_bytes)
         _check_positive_or_none("max_content_length", max_content_length)
@@ -402,7 +404,11 @@ def _tracer(provider: trace.TracerProvider | None) -> trace.Tracer:
 
 
 def _check_positive_or_none(name: str, value: object) -> None:
-    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+    if value is None:
+        return
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"`{name}` must be a positive int or None, got {value!r}")
+    if value < 1:
         raise ValueError(f"`{name}` must be a positive int or None, got {value!r}")
 
 

@@ -129,7 +129,7 @@ def test_cancelling_a_task_in_the_middle_of_a_call_records_it_and_ends_every_spa
     assert record.complete is False
     names = sorted(span.name for span in tracing.spans())
     assert names == ["cancel", "chat m"]
-    assert tracing.span("chat m").attributes[semconv.ERROR_TYPE] == "CancelledError"  # type: ignore[index]
+    assert semconv.ERROR_TYPE not in tracing.span("chat m").attributes  # type: ignore[operator]  # cancelled, not failed
 
 
 def test_exiting_in_another_context_makes_no_context_noise(tracing: Tracing) -> None:

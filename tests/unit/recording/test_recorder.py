@@ -243,7 +243,7 @@ def test_wrong_types_fail_with_a_clear_error_and_record_nothing(
     ("kwargs", "error", "words"),
     [
         ({"model": 4}, TypeError, "`model`"),
-        ({"input_tokens": -1}, TypeError, "`input_tokens`"),
+        ({"input_tokens": -1}, ValueError, "`input_tokens`"),  # right type, wrong value
         ({"output_tokens": True}, TypeError, "`output_tokens`"),
         ({"started_at": "2026-01-01"}, TypeError, "`started_at`"),
         ({"ended_at": datetime(2026, 1, 1)}, ValueError, "timezone-aware"),
@@ -436,8 +436,8 @@ def test_a_task_created_in_a_block_records_into_it(tracing: Tracing) -> None:
     assert len(tracing.span("tasks").events) == 10
 
 
-def test_a_cancelled_task_ends_its_span_with_an_error_and_restores_the_context(tracing: Tracing) -> None:
-    """Cancellation inside a block propagates; the span ends with ERROR and nothing stays current."""
+def test_a_cancelled_task_ends_its_span_not_failed_and_restores_the_context(tracing: Tracing) -> None:
+    """Cancellation inside a block propagates; the span ends, not failed (as use_span: only an Exception fails a span), and nothing stays current."""
 
     async def blocked(started: asyncio.Event) -> None:
         async with PromptRecorder("cancelled", tracer_provider=tracing.provider):
@@ -456,9 +456,27 @@ def test_a_cancelled_task_ends_its_span_with_an_error_and_restores_the_context(t
 
     asyncio.run(main())
     span = tracing.span("cancelled")
-    assert span.status.status_code is StatusCode.ERROR
+    # As the API's use_span: only an Exception marks a span as failed, not a cancellation.
+    assert span.status.status_code is StatusCode.UNSET
     assert span.attributes is not None
-    assert span.attributes[semconv.ERROR_TYPE] == "CancelledError"
+    assert semconv.ERROR_TYPE not in span.attributes
+    assert "exception" not in [event.name for event in span.events]
+
+
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, SystemExit, GeneratorExit])
+def test_a_block_stopped_by_a_base_exception_is_not_marked_failed(
+    tracing: Tracing, stop: type[BaseException]
+) -> None:
+    """KeyboardInterrupt, SystemExit, GeneratorExit pass through unchanged; the span ends, not failed."""
+    with pytest.raises(stop), PromptRecorder("stopped", tracer_provider=tracing.provider):
+        autorecord("p", "r")
+        raise stop()
+    span = tracing.span("stopped")
+    assert span.status.status_code is StatusCode.UNSET
+    assert span.attributes is not None
+    assert semconv.ERROR_TYPE not in span.attributes
+    assert [event.name for event in span.events] == [semconv.EVENT_PROMPT, semconv.EVENT_RESPONSE]
+    assert current_recorder() is None
 
 
 def test_a_plain_thread_does_not_see_the_recorder(tracing: Tracing) -> None:
@@ -668,9 +686,11 @@ def test_jsonl_round_trip_is_lossless(tracing: Tracing, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "error"),
     [
-        ({"name": ""}, TypeError),
+        ({"name": ""}, ValueError),  # right type, wrong value
         ({"name": 3}, TypeError),
         ({"max_records": 0}, ValueError),
+        ({"max_records": "10"}, TypeError),
+        ({"max_records": 1.5}, TypeError),
         ({"max_content_length": -5}, ValueError),
         ({"tracer_provider": "global"}, TypeError),
         ({"attributes": ["x"]}, TypeError),

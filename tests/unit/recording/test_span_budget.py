@@ -118,10 +118,13 @@ def test_a_bad_budget_in_the_environment_is_logged_and_the_default_used(
     assert "PROMPTRECORDER_MAX_SPAN_BYTES must be a positive int" in caplog.text
 
 
-@pytest.mark.parametrize("value", [0, -1, 1.5, "1MiB", True])
-def test_a_bad_budget_argument_is_refused(value: object) -> None:
-    """`max_span_bytes` must be a positive int or None."""
-    with pytest.raises(ValueError, match="`max_span_bytes` must be a positive int or None"):
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [(0, ValueError), (-1, ValueError), (1.5, TypeError), ("1MiB", TypeError), (True, TypeError)],
+)
+def test_a_bad_budget_argument_is_refused(value: object, error: type[Exception]) -> None:
+    """`max_span_bytes` must be a positive int or None: a wrong type is a TypeError, a wrong int a ValueError."""
+    with pytest.raises(error, match="`max_span_bytes` must be a positive int or None"):
         PromptRecorder("bad", max_span_bytes=value)  # type: ignore[arg-type]
 
 
