@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from types import MappingProxyType
-from typing import Any
+from typing import Any, overload
 
 from opentelemetry.util.types import AttributeValue
 
@@ -46,8 +46,13 @@ _NO_METADATA: Mapping[str, Any] = MappingProxyType({})
 _get_active = ACTIVE.get
 
 
+# The two forms of prompt, as overloads: what IDEs and type checkers show. The one function
+# below takes the options as one dict, because ``autorecord`` is called unconditionally by
+# library code and filling six keyword-only defaults would double its cost with no recorder
+# active (~75 ns to ~120 ns on the bench's machine); they are checked with a recorder active.
+@overload
 def autorecord(
-    prompt: str | Sequence[Mapping[str, Any]],
+    prompt: str,
     response: str,
     *,
     model: str | None = None,
@@ -57,6 +62,26 @@ def autorecord(
     output_tokens: int | None = None,
     metadata: Mapping[str, Any] | None = None,
     **more: Any,
+) -> PromptRecord | None: ...
+
+
+@overload
+def autorecord(
+    prompt: Sequence[Mapping[str, Any]],
+    response: str,
+    *,
+    model: str | None = None,
+    started_at: datetime | None = None,
+    ended_at: datetime | None = None,
+    input_tokens: int | None = None,
+    output_tokens: int | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    **more: Any,
+) -> PromptRecord | None: ...
+
+
+def autorecord(  # the overloads above type **options
+    prompt: str | Sequence[Mapping[str, Any]], response: str, **options: Any
 ) -> PromptRecord | None:
     """Record a prompt and its response into the active recorders, if there are any.
 
@@ -99,18 +124,7 @@ def autorecord(
     chain = _get_active()
     if not chain:
         return None
-    return _autorecord(
-        chain,
-        prompt,
-        response,
-        model=model,
-        started_at=started_at,
-        ended_at=ended_at,
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        metadata=metadata,
-        **more,
-    )
+    return _autorecord(chain, prompt, response, **options)
 
 
 def _autorecord(
