@@ -10,8 +10,10 @@ response, the trace's token total is the records' sum, every pair is a CHAT_MODE
 
 What MLflow 3.17.2 cannot show, asserted as what it does show instead:
 - OTLP/gRPC: MLflow ingests OTLP over HTTP only; the tier sends http/protobuf.
-- ``service.name``: MLflow stores it only for a short allow-list of client names (Claude
-  Code, Codex, Gemini CLI, Qwen Code); a promptrecorder service's name is dropped.
+- ``service.name`` is a trace tag (the list's Tags column), not a span attribute: MLflow copies
+  it onto the root span only for a short allow-list of client names (Claude Code, Codex...).
+- The list's Input/Output previews show the recorder span's ``gen_ai.{input,output}.messages``
+  as their raw JSON (``[{"role":"user","parts":[...``), cut to the preview's length.
 - Span events (the transcript kept for Jaeger's Logs) are stored but not read as GenAI data:
   everything the trace views show comes from span attributes.
 - ``invoke_workflow`` has no MLflow span type; recorder spans show as CHAIN only because
@@ -137,7 +139,8 @@ def test_a_whole_session_shows_in_mlflows_trace_list_and_spans(
     assert root.name == "invoke_workflow support-session"
     # MLflow maps no type to invoke_workflow; it reads openinference.span.kind first (set for Phoenix)
     assert root.span_type == "CHAIN"
-    assert root.get_attribute("service.name") is None  # not on MLflow's allow-list: dropped
+    assert info.tags["service.name"] == "promptrecorder-mlflow-session"
+    assert root.get_attribute("service.name") is None  # copied to the root only for MLflow's allow-list
     lookup = next(span for span in trace.data.spans if span.name == "invoke_workflow lookup")
     assert lookup.status.status_code.value == "ERROR"
 
