@@ -11,7 +11,11 @@ What Phoenix 20.26.1 cannot show, asserted as what it does show instead:
 - Span links (segment span -> recorder span) are not stored; segments show as children.
 - Output messages: Phoenix builds ``llm.output_messages`` only from output messages that carry
   a ``finish_reason`` (its model requires it); a pair's output is accepted here either there
-  or in ``output.value`` (the table's Output column).
+  or in ``output.value`` (the table's Output column). Without either, Phoenix synthesizes an
+  ``output.value`` of ``{"model": ...}`` and the span's Output pane is empty.
+- The Traces and Spans tables' input/output columns read only ``input.value`` /
+  ``output.value`` (OpenInference); Phoenix never fills them from ``gen_ai.*`` messages, so
+  they show "--" for spans that carry messages only (the detail view shows the messages).
 """
 
 from __future__ import annotations
