@@ -48,6 +48,7 @@ OTEL_BSP_MAX_QUEUE_SIZE: Final = "OTEL_BSP_MAX_QUEUE_SIZE"
 OTEL_BSP_MAX_EXPORT_BATCH_SIZE: Final = "OTEL_BSP_MAX_EXPORT_BATCH_SIZE"
 OTEL_BSP_SCHEDULE_DELAY: Final = "OTEL_BSP_SCHEDULE_DELAY"
 PROMPTRECORDER_MAX_SPAN_BYTES: Final = "PROMPTRECORDER_MAX_SPAN_BYTES"
+PROMPTRECORDER_LOG_EVENTS: Final = "PROMPTRECORDER_LOG_EVENTS"
 # The most bytes of OTLP one span of a recorder carries before its pairs continue on a
 # segment span: 1 MiB, a quarter of a stock gRPC receiver's 4 MiB message limit.
 DEFAULT_MAX_SPAN_BYTES: Final = 1024 * 1024
@@ -108,6 +109,11 @@ ENVIRONMENT: Final[dict[str, tuple[str | None, str]]] = {
     OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT: (
         None,
         "honoured when PROMPTRECORDER_CAPTURE_CONTENT is unset: `NO_CONTENT`/`false` mean metadata",
+    ),
+    PROMPTRECORDER_LOG_EVENTS: (
+        "false",
+        "`true`: configure() also emits each pair as a gen_ai.client.inference.operation.details "
+        "log record, sent as OTLP logs",
     ),
     PROMPTRECORDER_SPOOL_DIR: (
         None,

@@ -19,13 +19,14 @@ from opentelemetry import metrics
 from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.metrics import _internal as metrics_internal
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
+from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader, NumberDataPoint
 from opentelemetry.util._once import Once
 
 
 @dataclass(frozen=True)
 class Point:
-    """One histogram data point: its instrument, attributes, count, sum and bucket bounds."""
+    """One data point: its instrument, attributes, count, sum and bucket bounds (a counter's
+    point: its value as ``sum``, ``count`` 0, no bounds)."""
 
     name: str
     unit: str
@@ -40,7 +41,7 @@ class Capture:
         self._reader = reader
 
     def points(self, name: str | None = None) -> list[Point]:
-        """The histogram points recorded so far, of instrument ``name`` or of all."""
+        """The histogram and counter points recorded so far, of instrument ``name`` or of all."""
         data = self._reader.get_metrics_data()
         found: list[Point] = []
         for resource_metrics in data.resource_metrics if data else ():
@@ -49,6 +50,18 @@ class Capture:
                     if name is not None and metric.name != name:
                         continue
                     for point in metric.data.data_points:
+                        if isinstance(point, NumberDataPoint):
+                            found.append(
+                                Point(
+                                    metric.name,
+                                    metric.unit or "",
+                                    dict(point.attributes or {}),
+                                    0,
+                                    point.value,
+                                    (),
+                                )
+                            )
+                            continue
                         assert isinstance(point, HistogramDataPoint)
                         found.append(
                             Point(

@@ -108,7 +108,7 @@ def call_span(tracing: Tracing) -> ReadableSpan:
     """The one CLIENT span, checked to be ended and a child of the recorder's ended span."""
     calls = client_spans(tracing)
     assert len(calls) == 1, [span.name for span in tracing.spans()]
-    parent = tracing.span(RECORDER)
+    parent = tracing.span(semconv.WORKFLOW_SPAN_PREFIX + RECORDER)
     assert calls[0].parent is not None
     assert calls[0].parent.span_id == parent.context.span_id
     return calls[0]

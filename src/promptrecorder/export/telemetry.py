@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
@@ -34,6 +35,10 @@ from promptrecorder.export.delivery_processor import DeliveryProcessor
 from promptrecorder.export.otlp_send import OtlpSender
 from promptrecorder.export.spool import Spool
 from promptrecorder.recording import ledger
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk._logs import LoggerProvider
+from promptrecorder.recording import log_events as recording_log_events
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +113,7 @@ class _State:
     switch: _SwitchableProcessor
     shutdown_timeout: float
     is_shut_down: bool = False
+    logs: LoggerProvider | None = None  # built by the first configure(log_events=True)
 
 
 _lock = threading.Lock()
@@ -127,6 +133,7 @@ def configure(
     spool_dir: str | os.PathLike[str] | None = None,
     spool_max_bytes: int | None = None,
     max_request_bytes: int | None = None,
+    log_events: bool | None = None,
 ) -> trace.TracerProvider | None:
     """Send recorded prompts to an OTLP collector (or the console), honouring ``OTEL_*``.
 
@@ -166,6 +173,10 @@ def configure(
             (``PROMPTRECORDER_MAX_REQUEST_BYTES``, default 4 MiB - 64 KiB, which a stock
             Collector and Jaeger accept over gRPC and HTTP). A single span larger than this
             is sent alone.
+        log_events: also emit each pair as a ``gen_ai.client.inference.operation.details``
+            log record (OpenTelemetry Logs API, correlated with the pair's call span), sent
+            as OTLP logs to the same endpoint (``PROMPTRECORDER_LOG_EVENTS=true``; off by
+            default). Span events are recorded either way.
 
     Returns:
         The TracerProvider recorders will use: the application's own when it already set
@@ -183,6 +194,10 @@ def configure(
             "promptrecorder: OTEL_SDK_DISABLED=true; prompts are recorded in memory only",
         )
         return None
+    if log_events is None:
+        log_events = settings.env_flag(settings.PROMPTRECORDER_LOG_EVENTS)
+    elif not isinstance(log_events, bool):
+        raise TypeError(f"`log_events` must be a bool or None, got {log_events!r}")
     spool = _spool_settings(spool_dir, spool_max_bytes)
     limits = _Limits.resolve(max_request_bytes)
     pipeline = _build_pipeline(endpoint, protocol, exporter, _parse_headers(headers), timeout, spool, limits)
@@ -198,6 +213,8 @@ def configure(
                     "recorders use it and configure() adds no exporter to it",
                     type(current).__name__,
                 )
+                # Log records, if asked for, go to whatever LoggerProvider the application set.
+                recording_log_events.enable(log_events)
                 return current
             provider = TracerProvider(
                 resource=_resource(service_name, resource_attributes), shutdown_on_exit=False
@@ -219,6 +236,11 @@ def configure(
             _state.is_shut_down = False
         previous, _state.switch.pipeline = _state.switch.pipeline, pipeline
         provider = _state.provider
+        if log_events and _state.logs is None:
+            from promptrecorder.export.log_export import start_logs  # the Logs SDK loads only here
+
+            _state.logs = start_logs(provider.resource, protocol, endpoint, _parse_headers(headers), timeout)
+        recording_log_events.enable(log_events)
     _stop_pipeline(previous, shutdown_timeout)
     for delivery in pipeline.deliveries:
         delivery.start()
@@ -258,6 +280,10 @@ def flush(timeout: float = settings.DEFAULT_SHUTDOWN_TIMEOUT_S) -> bool:
         ...     log.warning("telemetry behind: %s", promptrecorder.delivery_stats())
     """
     deadline = time.monotonic() + timeout
+    with _lock:
+        logs = None if _state is None else _state.logs
+    if logs is not None:
+        logs.force_flush(int(timeout * 1000))
     provider = trace.get_tracer_provider()
     force_flush = getattr(provider, "force_flush", None)
     if force_flush is None:
@@ -300,6 +326,12 @@ def shutdown(timeout: float | None = None) -> None:
         pipeline = _state.switch.pipeline
         pipeline.stopped = True
         wait = _state.shutdown_timeout if timeout is None else timeout
+        logs = _state.logs
+    if logs is not None:
+        try:
+            logs.shutdown()
+        except Exception as error:  # a broken log exporter must not stop the spans' shutdown
+            logger.warning("promptrecorder: the log exporter failed to shut down: %s", error)
     _stop_pipeline(pipeline, wait)
 
 

@@ -38,6 +38,7 @@ at a time, or replies are appended in the order they finish.
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -49,6 +50,7 @@ from promptrecorder.llm import openai_internals
 from promptrecorder.llm.openai_adapter import CHAT, chat_result, chunk_text
 from promptrecorder.llm.openai_calls import arecord_create, record_create
 from promptrecorder.recording.calls import Endpoint, describe_endpoint
+from promptrecorder.recording.content import check_conversation_id
 from promptrecorder.recording.records import PromptRecord
 
 if TYPE_CHECKING:
@@ -126,6 +128,7 @@ class SimpleBot:
                 )
         self.system_prompt = system_prompt
         self.model = model
+        self._conversation_id: str | None = None  # a SimpleBot answers each message on its own
         self._stream_options = params.pop("stream_options", _USAGE_IN_STREAM)
         self._params = params
         self._clients = _Clients(client, async_client)
@@ -170,6 +173,7 @@ class SimpleBot:
             api=CHAT,
             endpoint=_endpoint(client),
             on_record=records.append,
+            conversation_id=self._conversation_id,
         )
         return self._reply(message, completion, records)
 
@@ -185,6 +189,7 @@ class SimpleBot:
             api=CHAT,
             endpoint=_endpoint(client),
             on_record=records.append,
+            conversation_id=self._conversation_id,
         )
         return self._reply(message, completion, records)
 
@@ -225,6 +230,7 @@ class SimpleBot:
             self._request(sent, stream=True),
             api=CHAT,
             endpoint=_endpoint(client),
+            conversation_id=self._conversation_id,
         )
         pieces: list[str] = []
         try:
@@ -247,6 +253,7 @@ class SimpleBot:
             self._request(sent, stream=True),
             api=CHAT,
             endpoint=_endpoint(client),
+            conversation_id=self._conversation_id,
         )
         pieces: list[str] = []
         try:
@@ -290,7 +297,16 @@ class ChatBot(SimpleBot):
         >>> len(bot.history)  # doctest: +SKIP
         4
 
-    Takes the same arguments as ``SimpleBot``.
+    Takes the same arguments as ``SimpleBot``, and:
+
+    Args:
+        conversation_id: the conversation's id, exported as ``gen_ai.conversation.id`` on
+            each call's span and kept on its records (``PromptRecord.conversation_id``); a
+            new ``uuid4().hex`` when not given. Pass your application's own id (a chat
+            session, a ticket) to find the conversation by it in a backend.
+
+    Raises:
+        TypeError, ValueError: an argument is not of the documented form.
     """
 
     def __init__(
@@ -300,11 +316,22 @@ class ChatBot(SimpleBot):
         model: str = DEFAULT_MODEL,
         client: openai.OpenAI | None = None,
         async_client: openai.AsyncOpenAI | None = None,
+        conversation_id: str | None = None,
         **params: Any,
     ) -> None:
         super().__init__(system_prompt, model=model, client=client, async_client=async_client, **params)
+        self.conversation_id = uuid.uuid4().hex if conversation_id is None else conversation_id
         self._history: list[dict[str, Any]] = []
         self._history_lock = threading.Lock()
+
+    @property
+    def conversation_id(self) -> str:
+        """This conversation's id (``gen_ai.conversation.id``); settable, e.g. after ``reset``."""
+        return self._conversation_id  # type: ignore[return-value]  # always set by __init__
+
+    @conversation_id.setter
+    def conversation_id(self, value: str) -> None:
+        self._conversation_id = check_conversation_id(value)
 
     @property
     def history(self) -> list[dict[str, Any]]:

@@ -35,8 +35,12 @@ class _StreamReader(Protocol):
     def finish(self) -> CallResult: ...
 
 
-def _request(api: str, kwargs: dict[str, Any], endpoint: Endpoint) -> CallRequest:
-    return chat_request(kwargs, endpoint) if api == CHAT else responses_request(kwargs, endpoint)
+def _request(
+    api: str, kwargs: dict[str, Any], endpoint: Endpoint, conversation_id: str | None
+) -> CallRequest:
+    request = chat_request(kwargs, endpoint) if api == CHAT else responses_request(kwargs, endpoint)
+    request.conversation_id = conversation_id
+    return request
 
 
 def _reader(api: str) -> _StreamReader:
@@ -84,13 +88,15 @@ def record_create(
     api: str,
     endpoint: Endpoint,
     on_record: Callable[[PromptRecord], object] | None = None,
+    conversation_id: str | None = None,
 ) -> Any:
     """Call ``create(*args, **kwargs)``, recording it inside an active recorder.
 
     ``on_record`` receives the record of a whole (not streamed) reply, for callers such as
-    the bots that hand it back.
+    the bots that hand it back; ``conversation_id`` is a ``ChatBot``'s (else the recorder's
+    is used).
     """
-    call = _start(api, kwargs, endpoint)
+    call = _start(api, kwargs, endpoint, conversation_id)
     if call is None:
         return create(*args, **kwargs)
     try:
@@ -110,9 +116,10 @@ async def arecord_create(
     api: str,
     endpoint: Endpoint,
     on_record: Callable[[PromptRecord], object] | None = None,
+    conversation_id: str | None = None,
 ) -> Any:
     """The async twin of ``record_create``."""
-    call = _start(api, kwargs, endpoint)
+    call = _start(api, kwargs, endpoint, conversation_id)
     if call is None:
         return await create(*args, **kwargs)
     try:
@@ -140,9 +147,11 @@ def _handle_reply(
     return reply
 
 
-def _start(api: str, kwargs: dict[str, Any], endpoint: Endpoint) -> LLMCall | None:
+def _start(
+    api: str, kwargs: dict[str, Any], endpoint: Endpoint, conversation_id: str | None = None
+) -> LLMCall | None:
     try:
-        return LLMCall.start(_request(api, kwargs, endpoint))
+        return LLMCall.start(_request(api, kwargs, endpoint, conversation_id))
     except Exception as error:  # never let reading the request stop the call itself
         warn_once(logger, "request-shape", "promptrecorder could not read an openai request (%r)", error)
         return None

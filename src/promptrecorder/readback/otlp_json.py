@@ -149,6 +149,7 @@ class _SpanFacts:
     span_id: str
     recorder: str
     order: int
+    conversation_id: str | None = None
 
 
 @dataclass(slots=True)
@@ -189,8 +190,9 @@ class _PairCollector:
         facts = _SpanFacts(
             trace_id=_hex_id(span.get("traceId", span.get("trace_id")), 16),
             span_id=_hex_id(span.get("spanId", span.get("span_id")), 8),
-            recorder=str(attributes.get(semconv.GEN_AI_WORKFLOW_NAME) or re.sub(r" segment \d+$", "", name)),
+            recorder=str(attributes.get(semconv.GEN_AI_WORKFLOW_NAME) or _recorder_name(name)),
             order=self.spans,
+            conversation_id=_str(attributes.get(semconv.GEN_AI_CONVERSATION_ID)),
         )
         self.spans += 1
         for event in events:
@@ -249,8 +251,13 @@ def _record(record_id: str, prompt: _Half, response: _Half) -> PromptRecord:
         or _str(asked.get(semconv.GEN_AI_REQUEST_MODEL)),
         # autorecord without started_at stamps both events at the end.
         started_at=None if prompt.time_ns == response.time_ns else _datetime(prompt.time_ns),
-        input_tokens=_int(asked.get(semconv.GEN_AI_USAGE_INPUT_TOKENS)),
-        output_tokens=_int(answered.get(semconv.GEN_AI_USAGE_OUTPUT_TOKENS)),
+        # Exports before issue 14 carried usage under gen_ai.usage.* on the events.
+        input_tokens=_int(
+            asked.get(semconv.USAGE_INPUT_TOKENS, asked.get(semconv.GEN_AI_USAGE_INPUT_TOKENS))
+        ),
+        output_tokens=_int(
+            answered.get(semconv.USAGE_OUTPUT_TOKENS, answered.get(semconv.GEN_AI_USAGE_OUTPUT_TOKENS))
+        ),
         trace_id=response.span.trace_id,
         span_id=response.span.span_id,
         messages=_input_messages(asked.get(semconv.GEN_AI_INPUT_MESSAGES), prompt_text),
@@ -260,7 +267,14 @@ def _record(record_id: str, prompt: _Half, response: _Half) -> PromptRecord:
         tool_calls=_tool_calls(answered.get(semconv.GEN_AI_OUTPUT_MESSAGES)),
         error=_str(answered.get(semconv.RESPONSE_ERROR)),
         complete=answered.get(semconv.RESPONSE_COMPLETE) is not False,
+        conversation_id=_str(asked.get(semconv.GEN_AI_CONVERSATION_ID)) or prompt.span.conversation_id,
     )
+
+
+def _recorder_name(span_name: str) -> str:
+    """The recorder's name from its span's (``invoke_workflow <name>``, ``<name> segment N``)."""
+    name = re.sub(r" segment \d+$", "", span_name)
+    return name.removeprefix(semconv.WORKFLOW_SPAN_PREFIX)
 
 
 def _is_truncation_fact(key: str, attributes: Mapping[str, Any]) -> bool:

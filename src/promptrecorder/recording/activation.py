@@ -61,18 +61,26 @@ class SpanStarter:
     """How one recorder starts its spans: its tracer, its delivery tally, its span name and attributes.
 
     The recorder builds one; its activations start the recorder span and segment spans
-    through it, and LLM calls their CLIENT spans, so nothing reaches into the recorder.
+    through it, and LLM calls and plain pairs their call spans, so nothing reaches into
+    the recorder. ``name`` is the recorder span's (``invoke_workflow <name>``),
+    ``segment_name`` the stem of its segments' (``<name> segment N``).
     """
 
-    __slots__ = ("attributes", "name", "tally", "tracer")
+    __slots__ = ("attributes", "name", "segment_name", "tally", "tracer")
 
     def __init__(
-        self, tracer: trace.Tracer, tally: ledger.Tally, name: str, attributes: dict[str, AttributeValue]
+        self,
+        tracer: trace.Tracer,
+        tally: ledger.Tally,
+        name: str,
+        attributes: dict[str, AttributeValue],
+        segment_name: str | None = None,
     ) -> None:
         self.tracer = tracer
         self.tally = tally
         self.name = name
         self.attributes = attributes
+        self.segment_name = name if segment_name is None else segment_name
 
     def start(
         self,
@@ -80,11 +88,21 @@ class SpanStarter:
         links: Sequence[Link] | None,
         attributes: Mapping[str, AttributeValue],
         kind: SpanKind = SpanKind.INTERNAL,
+        parent: Span | None = None,
+        start_time: int | None = None,
     ) -> Span:
-        """Start a span counted in the recorder's delivery (raises what the tracer raises)."""
+        """Start a span counted in the recorder's delivery (raises what the tracer raises);
+        a child of ``parent`` when given, else of the current span."""
         token = ledger.starting(self.tally)
         try:
-            return self.tracer.start_span(name, kind=kind, attributes=attributes, links=links)
+            return self.tracer.start_span(
+                name,
+                context=None if parent is None else trace.set_span_in_context(parent),
+                kind=kind,
+                attributes=attributes,
+                links=links,
+                start_time=start_time,
+            )
         finally:
             ledger.done(token)
 
@@ -110,6 +128,8 @@ class Activation:
     __slots__ = (
         "active_token",
         "closed",
+        "first_input",
+        "last_output",
         "lock",
         "otel_token",
         "policy",
@@ -123,6 +143,7 @@ class Activation:
         "segment_index",
         "segment_pairs",
         "span",
+        "span_bytes",
         "spans",
         "store",
     )
@@ -143,6 +164,10 @@ class Activation:
         self.room: int | None = None if limit is None else max(limit - 1, 2)
         self.segment_bytes = _span_size(recorder.name, spans.attributes) + EXCEPTION_EVENT_RESERVE
         self.segment_pairs = 0
+        self.span_bytes = 0  # the recorder span's own bytes, once a segment took over from it
+        # The block's first input and last output messages, for the recorder span's end.
+        self.first_input: AttributeValue | None = None
+        self.last_output: AttributeValue | None = None
         self.records = 0
         self.closed = False
         # Reentrant: a stream proxy garbage-collected while this thread holds the lock
@@ -159,10 +184,11 @@ class Activation:
         response_attributes: dict[str, AttributeValue] | None,
         response_ns: int,
         size: int = 0,
-    ) -> tuple[str, str] | None:
-        """Add the two events of a pair (``size``: their bytes, from ``pair_size``); return
-        the hex (trace id, span id) of the span they went to, or None when the activation
-        is closed or there is no valid span.
+    ) -> tuple[tuple[str, str] | None, Span | None]:
+        """Add the two events of a pair (``size``: their bytes); return the hex (trace id,
+        span id) of the span they went to, or None when the activation is closed or there is
+        no valid span, and that span (None when closed or not recording), the parent of a
+        plain pair's call span.
 
         The one rollover rule: the pair goes on a new segment when the current one holds a
         pair already and has no room left for two more events or for ``size`` more bytes
@@ -170,10 +196,10 @@ class Activation:
         """
         with self.lock:
             if self.closed:
-                return None
+                return None, None
             self.records += 1
             if not self.recording:
-                return self.segment_ids
+                return self.segment_ids, None
             if self.segment_pairs and (
                 (self.room is not None and self.room < 2)
                 or self.segment_bytes + size > self.recorder.max_span_bytes
@@ -185,7 +211,17 @@ class Activation:
             self.segment_pairs += 1
             self.segment.add_event(semconv.EVENT_PROMPT, prompt_attributes, prompt_ns)
             self.segment.add_event(semconv.EVENT_RESPONSE, response_attributes, response_ns)
-            return self.segment_ids
+            return self.segment_ids, self.segment
+
+    def note_messages(
+        self, input_messages: AttributeValue | None, output_messages: AttributeValue | None
+    ) -> None:
+        """Keep a pair's messages (as exported) for the recorder span's turn input and output."""
+        with self.lock:
+            if self.first_input is None:
+                self.first_input = input_messages
+            if output_messages is not None:
+                self.last_output = output_messages
 
     def _next_segment(self) -> None:
         previous = self.segment
@@ -194,7 +230,7 @@ class Activation:
             previous.get_span_context(),
             {semconv.SEGMENT_LINK_REASON: semconv.SEGMENT_LINK_REASON_CONTINUES},
         )
-        name = f"{self.spans.name} segment {self.segment_index}"
+        name = f"{self.spans.segment_name} segment {self.segment_index}"
         attributes = {**self.spans.attributes, semconv.SEGMENT_INDEX: self.segment_index}
         token = otel_context.attach(trace.set_span_in_context(self.span))
         try:
@@ -204,6 +240,8 @@ class Activation:
         self.segment_ids = _hex_ids(self.segment)
         limit = _event_limit(self.segment)
         self.room = None if limit is None else max(limit, 2)
+        if previous is self.span:
+            self.span_bytes = self.segment_bytes
         self.segment_bytes = _span_size(name, attributes)
         self.segment_pairs = 0
         if previous is not self.span:
@@ -220,6 +258,7 @@ class Activation:
                     self.segment.end()
                     span.set_attribute(semconv.SEGMENT_COUNT, self.segment_index + 1)
                 span.set_attribute(semconv.RECORD_COUNT, self.records)
+                self._add_turn_messages(span)
                 # Only an Exception marks the span as failed, as the API's use_span does:
                 # CancelledError, KeyboardInterrupt, SystemExit and GeneratorExit are how a
                 # block is stopped, not how it fails.
@@ -227,6 +266,23 @@ class Activation:
                     record_exception(span, self.policy, exc, self.recorder.max_content_length)
             finally:
                 span.end()
+
+    def _add_turn_messages(self, span: Span) -> None:
+        # The workflow convention's opt-in turn input and output: the first prompt and the
+        # last response, so that a trace list (MLflow's reads only the root span) shows them.
+        # Each only if it fits the span's byte budget, kept back for the exception event.
+        used = self.segment_bytes if self.segment is span else self.span_bytes
+        room = self.recorder.max_span_bytes - used
+        for key, value in (
+            (semconv.GEN_AI_INPUT_MESSAGES, self.first_input),
+            (semconv.GEN_AI_OUTPUT_MESSAGES, self.last_output),
+        ):
+            if value is None:
+                continue
+            size = attributes_size({key: value})
+            if size <= room:
+                span.set_attribute(key, value)
+                room -= size
 
 
 def _hex_ids(span: Span) -> tuple[str, str] | None:

@@ -61,17 +61,44 @@ _TOKEN_BUCKETS = [4**n for n in range(14)]
 
 _meter = metrics.get_meter(semconv.INSTRUMENTATION_NAME, __version__)
 _duration = _meter.create_histogram(
-    semconv.METRIC_OPERATION_DURATION,
+    semconv.METRIC_INFERENCE_DURATION,
     unit="s",
-    description="GenAI operation duration",
+    description="Duration of GenAI inference operations",
     explicit_bucket_boundaries_advisory=_DURATION_BUCKETS,
 )
-_token_usage = _meter.create_histogram(
-    semconv.METRIC_TOKEN_USAGE,
-    unit="{token}",
-    description="Number of input and output tokens used",
-    explicit_bucket_boundaries_advisory=_TOKEN_BUCKETS,
+_time_to_first_chunk = _meter.create_histogram(
+    semconv.METRIC_TIME_TO_FIRST_CHUNK,
+    unit="s",
+    description="Time to the first chunk of a streamed response",
+    explicit_bucket_boundaries_advisory=_DURATION_BUCKETS,
 )
+# Counters, for totals (with gen_ai.token.modality, no error.type), then histograms, for
+# percentiles (with error.type), as gen-ai-token-metrics.md defines them.
+_usage_counters = [
+    (_meter.create_counter(name, unit="{token}", description=description), field_name)
+    for name, description, field_name in (
+        (semconv.METRIC_USAGE_INPUT_TOKENS, "Input tokens used, cached ones included", "input_tokens"),
+        (semconv.METRIC_USAGE_OUTPUT_TOKENS, "Output tokens used, reasoning ones included", "output_tokens"),
+        (semconv.METRIC_USAGE_CACHE_READ_INPUT_TOKENS, "Input tokens read from a cache", "cache_read_tokens"),
+        (
+            semconv.METRIC_USAGE_REASONING_OUTPUT_TOKENS,
+            "Output tokens spent on reasoning",
+            "reasoning_tokens",
+        ),
+    )
+]
+_token_histograms = [
+    (
+        _meter.create_histogram(
+            name, unit="{token}", description=description, explicit_bucket_boundaries_advisory=_TOKEN_BUCKETS
+        ),
+        field_name,
+    )
+    for name, description, field_name in (
+        (semconv.METRIC_OPERATION_INPUT_TOKENS, "Input tokens per inference operation", "input_tokens"),
+        (semconv.METRIC_OPERATION_OUTPUT_TOKENS, "Output tokens per inference operation", "output_tokens"),
+    )
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +155,7 @@ class CallRequest:
     params: Mapping[str, AttributeValue] = field(default_factory=dict)
     stream: bool = False
     operation: str = semconv.OPERATION_CHAT
+    conversation_id: str | None = None
 
 
 @dataclass
@@ -142,6 +170,7 @@ class CallResult:
     input_tokens: int | None = None
     output_tokens: int | None = None
     cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
     reasoning_tokens: int | None = None
 
 
@@ -185,6 +214,8 @@ class LLMCall:
             return None
         recorder = chain[-1].recorder
         policy = chain[-1].policy
+        if request.conversation_id is None:  # a bot's own conversation, else the recorder's
+            request.conversation_id = recorder.conversation_id
         span: Span = trace.INVALID_SPAN
         prepared = None
         try:
@@ -273,6 +304,8 @@ class LLMCall:
                 input_tokens=result.input_tokens,
                 output_tokens=result.output_tokens,
                 provider=request.endpoint.provider,
+                conversation_id=request.conversation_id,
+                call_span=self._span if self._span.get_span_context().is_valid else None,
                 finish_reasons=result.finish_reasons or None,
                 tool_calls=result.tool_calls or None,
                 error=error_text,
@@ -299,6 +332,7 @@ class LLMCall:
                 semconv.GEN_AI_USAGE_INPUT_TOKENS: result.input_tokens,
                 semconv.GEN_AI_USAGE_OUTPUT_TOKENS: result.output_tokens,
                 semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: result.cache_read_tokens,
+                semconv.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS: result.cache_write_tokens,
                 semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: result.reasoning_tokens,
                 semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: self._first_chunk_s,
             }
@@ -339,12 +373,17 @@ class LLMCall:
             attributes[semconv.SERVER_ADDRESS] = request.endpoint.address
         if request.endpoint.port:
             attributes[semconv.SERVER_PORT] = request.endpoint.port
+        # Recorded for every call, failed ones included, with 0 for usage not received.
+        counted = {**attributes, semconv.GEN_AI_TOKEN_MODALITY: semconv.TOKEN_MODALITY_UNKNOWN}
+        for counter, field_name in _usage_counters:
+            counter.add(getattr(result, field_name) or 0, counted)
+        if self._first_chunk_s is not None:
+            _time_to_first_chunk.record(self._first_chunk_s, attributes)
         if isinstance(error, Exception):
             attributes[semconv.ERROR_TYPE] = type(error).__qualname__
         _duration.record(duration_s, attributes)
-        for token_type, count in (("input", result.input_tokens), ("output", result.output_tokens)):
-            if count is not None:
-                _token_usage.record(count, {**attributes, semconv.GEN_AI_TOKEN_TYPE: token_type})
+        for histogram, field_name in _token_histograms:
+            histogram.record(getattr(result, field_name) or 0, attributes)
 
 
 def _policy_text(policy: ContentPolicy, text: str | None) -> str | None:
@@ -374,6 +413,8 @@ def _request_attributes(
         add_text(attributes, semconv.GEN_AI_REQUEST_MODEL, model, MAX_NAME_LENGTH)
     if request.stream:
         attributes[semconv.GEN_AI_REQUEST_STREAM] = True
+    if request.conversation_id is not None:
+        add_text(attributes, semconv.GEN_AI_CONVERSATION_ID, request.conversation_id, MAX_NAME_LENGTH)
     if endpoint.address:
         add_text(attributes, semconv.SERVER_ADDRESS, endpoint.address, MAX_NAME_LENGTH)
     if endpoint.port:

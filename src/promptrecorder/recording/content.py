@@ -69,6 +69,17 @@ def check_response(response: object) -> str:
     raise TypeError(f"`response` must be a str, got {type(response).__name__}: {_describe(response)}")
 
 
+def check_conversation_id(value: object) -> str:
+    """Return a conversation id, or raise naming what is accepted (a non-empty str)."""
+    if not isinstance(value, str):
+        raise TypeError(
+            f"`conversation_id` must be a non-empty str, got {type(value).__name__}: {_describe(value)}"
+        )
+    if not value:
+        raise ValueError("`conversation_id` must be a non-empty str, got ''")
+    return value
+
+
 def _check_message(message: object, index: int) -> None:
     if not isinstance(message, Mapping):
         raise TypeError(

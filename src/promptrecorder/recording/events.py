@@ -44,8 +44,11 @@ def prompt_event_attributes(
     provider: str | None = None,
     input_messages: str | None = None,
     messages_bytes: int | None = None,
+    conversation_id: str | None = None,
 ) -> dict[str, AttributeValue]:
     """Attributes of the prompt event: the text, the input messages, model and usage.
+
+    Usage goes under ``promptrecorder.usage.*``: ``gen_ai.usage.*`` is the call span's alone.
 
     ``input_messages``, when given, is ``messages`` already built as
     ``gen_ai.input.messages`` at this ``limit`` (a call's span did it), used as it is;
@@ -65,8 +68,10 @@ def prompt_event_attributes(
         add_text(attributes, semconv.GEN_AI_REQUEST_MODEL, model, MAX_NAME_LENGTH)
     if provider is not None:
         add_text(attributes, semconv.GEN_AI_PROVIDER_NAME, provider, MAX_NAME_LENGTH)
+    if conversation_id is not None:
+        add_text(attributes, semconv.GEN_AI_CONVERSATION_ID, conversation_id, MAX_NAME_LENGTH)
     if input_tokens is not None:
-        attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] = input_tokens
+        attributes[semconv.USAGE_INPUT_TOKENS] = input_tokens
     if metadata:
         attributes.update(metadata_attributes(metadata, limit))
     return attributes
@@ -117,7 +122,7 @@ def response_event_attributes(
     if model is not None:
         add_text(attributes, semconv.GEN_AI_RESPONSE_MODEL, model, MAX_NAME_LENGTH)
     if output_tokens is not None:
-        attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] = output_tokens
+        attributes[semconv.USAGE_OUTPUT_TOKENS] = output_tokens
     return attributes
 
 

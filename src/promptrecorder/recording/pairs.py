@@ -1,7 +1,8 @@
 """Recording a pair: ``autorecord()`` for callers, ``store_pair()`` for the bots and calls.
 
-A pair becomes two span events on the innermost recorder's span (or its current segment)
-and one ``PromptRecord`` kept by every recorder in the active chain, after the innermost
+A pair becomes two span events on the innermost recorder's span (or its current segment),
+a call span ``chat <model>`` under it unless its LLM call made one (``pair_span.py``), and
+one ``PromptRecord`` kept by every recorder in the active chain, after the innermost
 recorder's content policy has decided what of its text may be kept.
 """
 
@@ -16,10 +17,11 @@ from datetime import datetime, timedelta, timezone
 from types import MappingProxyType
 from typing import Any, overload
 
+from opentelemetry.trace import Span
 from opentelemetry.util.types import AttributeValue
 
 from promptrecorder._diagnostics import warn_once
-from promptrecorder.recording import semconv
+from promptrecorder.recording import log_events, semconv
 from promptrecorder.recording.activation import ACTIVE, Activation
 from promptrecorder.recording.content import (
     MAX_NAME_LENGTH,
@@ -35,6 +37,7 @@ from promptrecorder.recording.events import (
     prompt_event_attributes,
     response_event_attributes,
 )
+from promptrecorder.recording.pair_span import add_call_span, call_attributes
 from promptrecorder.recording.records import PromptRecord
 from promptrecorder.recording.redaction import ContentPolicy, RedactionCounter
 from promptrecorder.recording.values import apply_policy, check_key, settle
@@ -171,6 +174,7 @@ def _autorecord(
             input_tokens=input_tokens,
             output_tokens=output_tokens,
             metadata=_merge_metadata(metadata, more),
+            conversation_id=chain[-1].recorder.conversation_id,
         ),
     )
 
@@ -199,6 +203,10 @@ class Pair:
     output_tokens: int | None = None
     metadata: Mapping[str, Any] = field(default_factory=lambda: _NO_METADATA)
     provider: str | None = None
+    conversation_id: str | None = None
+    # The LLM call's own CLIENT span, when the pair comes from one: then no call span is
+    # made for the pair (one span per call); a plain pair has None.
+    call_span: Span | None = None
     finish_reasons: tuple[str, ...] | None = None
     tool_calls: tuple[Mapping[str, Any], ...] | None = None
     error: str | None = None
@@ -267,6 +275,7 @@ class Pair:
             tool_calls=self.tool_calls,
             error=self.error,
             complete=self.complete,
+            conversation_id=self.conversation_id,
         )
 
 
@@ -284,8 +293,9 @@ def store_pair(chain: tuple[Activation, ...], pair: Pair) -> PromptRecord | None
     pair.through(policy, recorder.redactions)
     record_id = os.urandom(8).hex()
     ids: tuple[str, str] | None = None
+    parent: Span | None = None
+    prompt_attributes = response_attributes = None
     try:
-        prompt_attributes = response_attributes = None
         size = 0
         if innermost.recording:
             prompt_attributes, response_attributes = _event_attributes(
@@ -294,7 +304,9 @@ def store_pair(chain: tuple[Activation, ...], pair: Pair) -> PromptRecord | None
             size = (
                 2 * EVENT_OVERHEAD + attributes_size(prompt_attributes) + attributes_size(response_attributes)
             )
-        ids = innermost.add_pair(prompt_attributes, pair.started_ns, response_attributes, pair.ended_ns, size)
+        ids, parent = innermost.add_pair(
+            prompt_attributes, pair.started_ns, response_attributes, pair.ended_ns, size
+        )
         if innermost.closed:
             warn_once(
                 logger,
@@ -305,6 +317,16 @@ def store_pair(chain: tuple[Activation, ...], pair: Pair) -> PromptRecord | None
             )
     except Exception as failure:  # telemetry must never break the caller; the record is still kept
         warn_once(logger, "add-events", "promptrecorder could not add events to the span: %r", failure)
+    else:
+        if parent is not None and prompt_attributes is not None and response_attributes is not None:
+            try:
+                _describe_call(
+                    innermost, parent, pair, prompt_attributes, response_attributes, policy.keeps_text
+                )
+            except Exception as failure:  # the events and the record are kept all the same
+                warn_once(
+                    logger, "pair-call", "promptrecorder could not record a pair as an LLM call: %r", failure
+                )
 
     record = pair.record(recorder.name, record_id, ids)
     if len(chain) == 1:
@@ -314,6 +336,39 @@ def store_pair(chain: tuple[Activation, ...], pair: Pair) -> PromptRecord | None
         for store in {id(a.store): a.store for a in chain}.values():
             store.append(record)
     return record
+
+
+def _describe_call(
+    activation: Activation,
+    parent: Span,
+    pair: Pair,
+    prompt_attributes: dict[str, AttributeValue],
+    response_attributes: dict[str, AttributeValue],
+    keeps_text: bool,
+) -> None:
+    """The pair as an LLM call: its call span (unless its LLM call made one), the recorder
+    span's turn messages, and the log record when log events are on."""
+    if keeps_text:
+        activation.note_messages(
+            prompt_attributes.get(semconv.GEN_AI_INPUT_MESSAGES),
+            response_attributes.get(semconv.GEN_AI_OUTPUT_MESSAGES),
+        )
+    call_span = pair.call_span
+    if call_span is not None and not log_events.enabled():
+        return
+    attributes = call_attributes(prompt_attributes, response_attributes, keeps_text)
+    if call_span is None:
+        model = attributes.get(semconv.GEN_AI_REQUEST_MODEL)
+        call_span = add_call_span(
+            activation,
+            parent,
+            attributes,
+            model if isinstance(model, str) else None,
+            pair.started_ns,
+            pair.ended_ns,
+        )
+    if log_events.enabled():
+        log_events.emit(attributes, call_span, pair.ended_ns)
 
 
 def _event_attributes(
@@ -334,6 +389,7 @@ def _event_attributes(
                 messages=pair.messages,
                 model=pair.request_model,
                 provider=pair.provider,
+                conversation_id=pair.conversation_id,
                 input_tokens=pair.input_tokens,
                 metadata=pair.metadata,
                 limit=limit,

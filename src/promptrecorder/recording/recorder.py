@@ -26,7 +26,11 @@ from promptrecorder._diagnostics import warn_once
 from promptrecorder._version import __version__
 from promptrecorder.recording import ledger, semconv
 from promptrecorder.recording.activation import ACTIVE, Activation, SpanStarter
-from promptrecorder.recording.content import DEFAULT_MAX_CONTENT_LENGTH, MAX_NAME_LENGTH
+from promptrecorder.recording.content import (
+    DEFAULT_MAX_CONTENT_LENGTH,
+    MAX_NAME_LENGTH,
+    check_conversation_id,
+)
 from promptrecorder.recording.events import add_text, add_value, name_text
 from promptrecorder.recording.records import (
     DEFAULT_MAX_RECORDS,
@@ -63,9 +67,11 @@ R = TypeVar("R")
 class PromptRecorder:
     """Records every prompt and response made inside ``with recorder:``.
 
-    Entering the recorder starts an OpenTelemetry span named after it and makes the
-    recorder findable by ``autorecord`` (our bots, the instrumented openai client, or your
-    own code). Each recorded pair becomes two span events, exported wherever your
+    Entering the recorder starts an OpenTelemetry span ``invoke_workflow <name>`` and makes
+    the recorder findable by ``autorecord`` (our bots, the instrumented openai client, or
+    your own code). Each recorded pair becomes a call span ``chat <model>`` under it (the
+    bots' and the openai client's own CLIENT span, or one made for a plain ``autorecord``),
+    two span events on the recorder's span (its transcript), exported wherever your
     TracerProvider sends spans, and a ``PromptRecord`` kept in memory on the recorder.
 
     Example:
@@ -99,6 +105,11 @@ class PromptRecorder:
             pair that would take its span past it goes on a new segment span (a pair alone
             on a segment always fits). When ``None``, ``PROMPTRECORDER_MAX_SPAN_BYTES``,
             else 1 MiB.
+        conversation_id: the conversation this block's pairs belong to (your chat session
+            or ticket id), exported as ``gen_ai.conversation.id`` on the recorder span and
+            the call spans, and kept on the records. None: no conversation id (none is
+            made up: the conventions ask not to invent one); a ``ChatBot``'s own id still
+            goes on its calls.
 
     The recorder's ``attributes`` (and the texts in ``metadata``, model names and error
     messages of its pairs) pass the same secret scrubbing and ``redact`` hook as content,
@@ -120,6 +131,7 @@ class PromptRecorder:
         redact: Redactor | None = None,
         scrub_secrets: bool | SecretScrubber = True,
         max_span_bytes: int | None = None,
+        conversation_id: str | None = None,
     ) -> None:
         if not isinstance(name, str):
             raise TypeError(f"`name` must be a non-empty str, got {name!r}")
@@ -140,6 +152,7 @@ class PromptRecorder:
         if not isinstance(scrub_secrets, (bool, SecretScrubber)):
             raise TypeError(f"`scrub_secrets` must be a bool or a SecretScrubber, got {scrub_secrets!r}")
         self.name = name
+        self.conversation_id = None if conversation_id is None else check_conversation_id(conversation_id)
         self.max_content_length = max_content_length
         self.capture = capture
         self._redact = redact
@@ -161,8 +174,17 @@ class PromptRecorder:
         add_text(span_attributes, semconv.GEN_AI_OPERATION_NAME, semconv.OPERATION_INVOKE_WORKFLOW, None)
         # The name is the records' `recorder` too, so it is cut in the export but not scrubbed.
         add_text(span_attributes, semconv.GEN_AI_WORKFLOW_NAME, name, MAX_NAME_LENGTH)
+        span_attributes[semconv.OPENINFERENCE_SPAN_KIND] = semconv.OPENINFERENCE_KIND_CHAIN
+        if self.conversation_id is not None:
+            add_text(span_attributes, semconv.GEN_AI_CONVERSATION_ID, self.conversation_id, MAX_NAME_LENGTH)
         # The tally counts what became of this recorder's spans.
-        self._spans = SpanStarter(_tracer(tracer_provider), ledger.Tally(), name_text(name), span_attributes)
+        self._spans = SpanStarter(
+            _tracer(tracer_provider),
+            ledger.Tally(),
+            name_text(semconv.WORKFLOW_SPAN_PREFIX + name),
+            span_attributes,
+            name_text(name),
+        )
         self._store = RecordStore(max_records)
         # Activations not yet exited, so that an exit in another context can find its own.
         self._open: list[Activation] = []

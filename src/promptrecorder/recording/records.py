@@ -37,7 +37,9 @@ class PromptRecord:
     ``messages`` is the chat message list when the prompt was given as one. The bots and
     the openai instrumentation also fill ``provider``, ``finish_reasons``, ``tool_calls``
     (openai's format), ``error`` (``"Type: message"`` of a failed call) and ``complete``
-    (False for a stream that ended early or failed midway).
+    (False for a stream that ended early or failed midway). ``conversation_id`` is the
+    conversation the pair belongs to: its ``ChatBot``'s, else its recorder's
+    (``PromptRecorder(conversation_id=...)``), else None.
     """
 
     prompt: str
@@ -58,6 +60,7 @@ class PromptRecord:
     tool_calls: tuple[Mapping[str, Any], ...] | None = None
     error: str | None = None
     complete: bool = True
+    conversation_id: str | None = None
 
     @property
     def latency_s(self) -> float | None:
@@ -87,6 +90,7 @@ class PromptRecord:
             "tool_calls": None if self.tool_calls is None else [dict(c) for c in self.tool_calls],
             "error": self.error,
             "complete": self.complete,
+            "conversation_id": self.conversation_id,
         }
 
     @classmethod

@@ -24,8 +24,8 @@ def test_demo_without_an_endpoint_prints_spans_and_records_to_the_console(
     assert main(["demo"]) == EXIT_OK
     out = capsys.readouterr().out
     assert "offline stand-in" in out
-    assert "[span] demo-session" in out
-    assert "[span] demo-incident-title" in out
+    assert "[span] invoke_workflow demo-session" in out
+    assert "[span] invoke_workflow demo-incident-title" in out
     assert "Summarise ticket 42" in out
     assert "sent to the console" in out
 

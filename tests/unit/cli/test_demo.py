@@ -82,7 +82,10 @@ def test_the_offline_session_runs_through_the_bots_and_the_openai_client(tracing
     result = run_session(say=lines.append, tracer_provider=tracing.provider)
     assert len(lines) == 1
     assert "offline stand-in" in lines[0]
-    session, title = tracing.span("demo-session"), tracing.span("demo-incident-title")
+    session, title = (
+        tracing.span("invoke_workflow demo-session"),
+        tracing.span("invoke_workflow demo-incident-title"),
+    )
     assert result.trace_id == format(session.context.trace_id, "032x")
     assert title.parent is not None
     assert title.parent.span_id == session.context.span_id
@@ -206,7 +209,7 @@ def test_a_failing_model_server_is_one_sentence_and_a_recorded_error(
     assert message.endswith("; unset OPENAI_API_KEY and OPENAI_BASE_URL to use the offline stand-in instead.")
     assert message.count(". ") == message.count("?") == 0
     assert lines == ["model gpt-4o-mini at http://127.0.0.1:8000/v1"]
-    session = tracing.span("demo-session")
+    session = tracing.span("invoke_workflow demo-session")
     assert session.status.status_code == StatusCode.ERROR
     (call,) = [span for span in tracing.spans() if span.kind == SpanKind.CLIENT]
     assert (call.attributes or {})["error.type"] == cause.__name__

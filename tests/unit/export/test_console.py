@@ -164,7 +164,8 @@ def test_the_console_exporter_configure_builds_prints_no_control_character(
         autorecord(f"prompt {HOSTILE}\nline two", f"response {HOSTILE}", model=f"model {HOSTILE}")
     flush()
     out = capsys.readouterr().out
-    assert f"[span] name {HOSTILE_SHOWN}" in out
+    assert f"[span] invoke_workflow name {HOSTILE_SHOWN}" in out
+    assert f"[span] chat model {HOSTILE_SHOWN}" in out
     assert f"'prompt {HOSTILE_SHOWN} line two'" in out
     assert raw_controls(out) == []
 

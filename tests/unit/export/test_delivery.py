@@ -44,7 +44,8 @@ class Collector(SpanExporter):
         self.hold.wait(10)
         if not self.up:
             return SpanExportResult.FAILURE
-        self.batches.append([span.name for span in spans])
+        # The recorders' names: their spans are `invoke_workflow <name>`.
+        self.batches.append([span.name.removeprefix("invoke_workflow ") for span in spans])
         return SpanExportResult.SUCCESS
 
     def names(self) -> list[str]:
@@ -73,10 +74,11 @@ COLLECTORS = [pytest.param(Collector, id="spans"), pytest.param(EncodedCollector
 
 
 def _sessions(count: int, prefix: str = "s") -> list[PromptRecorder]:
+    """One span per session: a block with no pair (a pair would add its call span)."""
     recorders = []
     for index in range(count):
-        with PromptRecorder(f"{prefix}{index}") as recorder:
-            autorecord("p", "r")
+        with PromptRecorder(f"{prefix}{index}", attributes={"prompt": "p", "response": "r"}) as recorder:
+            pass
         recorders.append(recorder)
     return recorders
 
@@ -287,7 +289,8 @@ def test_a_full_queue_drops_are_counted_per_recorder_and_said_once(
 
 
 def test_a_recorder_counts_its_own_segment_and_call_spans_not_an_inner_recorders() -> None:
-    """Outer: its span, a segment and a CLIENT span; inner: its own span only."""
+    """Outer: its span, a segment, a CLIENT span and its 70 pairs' call spans; inner: its own
+    span and its pair's call span only."""
     collector = Collector()
     configure(exporter=collector)
     with PromptRecorder("outer") as outer:
@@ -300,12 +303,18 @@ def test_a_recorder_counts_its_own_segment_and_call_spans_not_an_inner_recorders
         call.finish(CallResult(text="hello"))
         with PromptRecorder("inner") as inner:
             autorecord("p", "r")
-    assert outer.delivery.pending == 3  # ended, queued, fate not known yet
+    assert outer.delivery.pending == 73  # ended, queued, fate not known yet
     assert flush(timeout=5) is True
-    assert outer.delivery == DeliverySummary(exported=3)
+    assert outer.delivery == DeliverySummary(exported=73)
     assert outer.delivery.complete
-    assert inner.delivery == DeliverySummary(exported=1)
-    assert sorted(collector.names()) == ["chat gpt-4o-mini", "inner", "outer", "outer segment 1"]
+    assert inner.delivery == DeliverySummary(exported=2)
+    assert sorted(collector.names()) == [
+        *["chat"] * 71,
+        "chat gpt-4o-mini",
+        "inner",
+        "outer",
+        "outer segment 1",
+    ]
 
 
 def test_spans_that_go_nowhere_are_not_counted_and_not_remembered() -> None:

@@ -55,8 +55,9 @@ class ScriptedExporter(SpanExporter):
 
 
 def _record_one(name: str = "work") -> None:
-    with PromptRecorder(name):
-        autorecord("p", "r")
+    """One span: a block with no pair (a pair would add its call span)."""
+    with PromptRecorder(name, attributes={"prompt": "p", "response": "r"}):
+        pass
 
 
 # --- configure() ------------------------------------------------------------------------
@@ -71,7 +72,7 @@ def test_configure_sets_a_global_provider_that_recorders_export_to() -> None:
     _record_one()
     assert flush(timeout=5)
     (span,) = exporter.get_finished_spans()
-    assert span.name == "work"
+    assert span.name == "invoke_workflow work"
     assert span.resource.attributes["service.name"] == "svc"
     assert [stats.exported_spans for stats in delivery_stats()] == [1]
 
@@ -84,7 +85,7 @@ def test_a_recorder_made_before_configure_still_exports() -> None:
     with recorder:
         autorecord("p", "r")
     flush(timeout=5)
-    assert [span.name for span in exporter.get_finished_spans()] == ["early"]
+    assert [span.name for span in exporter.get_finished_spans()] == ["chat", "invoke_workflow early"]
 
 
 def test_resource_comes_from_the_standard_variables(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -130,7 +131,7 @@ def test_an_application_provider_is_used_and_left_alone(caplog: pytest.LogCaptur
         assert configure(exporter=ours) is app_provider
         assert configure(exporter=ours) is app_provider
     _record_one()
-    assert [span.name for span in app_exporter.get_finished_spans()] == ["work"]
+    assert [span.name for span in app_exporter.get_finished_spans()] == ["invoke_workflow work"]
     assert ours.exported == []
     assert sum("already set a TracerProvider" in message for message in caplog.messages) == 1
     app_provider.shutdown()
@@ -147,7 +148,7 @@ def test_a_recorder_made_before_the_global_provider_exports_to_it() -> None:
     trace.set_tracer_provider(app_provider)
     with recorder:
         autorecord("p", "r")
-    assert [span.name for span in app_exporter.get_finished_spans()] == ["early"]
+    assert [span.name for span in app_exporter.get_finished_spans()] == ["chat", "invoke_workflow early"]
     app_provider.shutdown()
 
 
@@ -160,16 +161,18 @@ def test_configure_twice_replaces_the_pipeline_on_the_same_provider() -> None:
     assert first.shut_down
     _record_one("two")
     flush(timeout=5)
-    assert [span.name for span in first.exported] == ["one"]
-    assert [span.name for span in second.exported] == ["two"]
+    assert [span.name for span in first.exported] == ["invoke_workflow one"]
+    assert [span.name for span in second.exported] == ["invoke_workflow two"]
 
 
 def test_console_exporter_prints_compact_lines(capsys: pytest.CaptureFixture[str]) -> None:
     """exporter='console' prints one line per span and per event, with the prompt text."""
     configure(exporter="console")
-    _record_one("shown")
+    with PromptRecorder("shown"):
+        autorecord("p", "r")
     out = capsys.readouterr().out
-    assert "[span] shown" in out
+    assert "[span] invoke_workflow shown" in out
+    assert "[span] chat " in out  # the pair's call span
     assert "[event] promptrecorder.prompt  'p'" in out
     assert destinations() == ["the console"]
 
@@ -334,7 +337,7 @@ def test_shutdown_twice_is_harmless_and_configure_after_shutdown_exports_again()
     configure(exporter=second)
     _record_one("after")
     flush(timeout=5)
-    assert [span.name for span in second.exported] == ["after"]
+    assert [span.name for span in second.exported] == ["invoke_workflow after"]
 
 
 def _processors() -> list[DeliveryProcessor]:

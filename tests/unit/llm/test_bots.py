@@ -158,7 +158,7 @@ def test_a_call_in_a_recorder_is_a_client_span_under_the_recorder_span(tracing: 
     with PromptRecorder("triage", tracer_provider=tracing.provider):
         bot(QUESTION)
     (span,) = client_spans(tracing)
-    recorder_span = tracing.span("triage")
+    recorder_span = tracing.span("invoke_workflow triage")
     assert span.name == f"chat {MODEL}"
     assert span.parent is not None
     assert span.parent.span_id == recorder_span.context.span_id
@@ -203,7 +203,7 @@ def test_the_record_is_the_call_as_sent_and_answered(tracing: Tracing) -> None:
     assert (record.input_tokens, record.output_tokens, record.error, record.complete) == (27, 8, None, True)
     assert record.started_at is not None
     assert record.started_at <= record.ended_at
-    assert record.span_id == format(tracing.span("triage").context.span_id, "016x")
+    assert record.span_id == format(tracing.span("invoke_workflow triage").context.span_id, "016x")
     assert attributes(client_spans(tracing)[0])["gen_ai.usage.cache_read.input_tokens"] == 16
 
 
@@ -282,7 +282,7 @@ def test_acall_goes_through_the_async_client_and_is_recorded(tracing: Tracing) -
     assert response.record.response == ANSWER
     (span,) = client_spans(tracing)
     assert span.parent is not None
-    assert span.parent.span_id == tracing.span("async").context.span_id
+    assert span.parent.span_id == tracing.span("invoke_workflow async").context.span_id
     assert attributes(span)["gen_ai.usage.output_tokens"] == 10
 
 
@@ -537,7 +537,9 @@ def test_an_api_error_reaches_the_caller_and_is_recorded(
     assert span.status.description == f"{error_type.__name__}: {error}"
     assert attributes(span)["error.type"] == error_type.__name__
     assert [event.name for event in span.events] == ["exception"]
-    assert tracing.span("errors").status.status_code == StatusCode.UNSET  # caught inside the block
+    assert (
+        tracing.span("invoke_workflow errors").status.status_code == StatusCode.UNSET
+    )  # caught inside the block
 
 
 @pytest.mark.parametrize(

@@ -539,7 +539,7 @@ def test_token_usage_and_duration_histograms_are_recorded_per_call(tracing: Trac
         semconv.SERVER_ADDRESS: "api.openai.com",
         semconv.SERVER_PORT: 443,
     }
-    durations = [p for p in points if p.name == semconv.METRIC_OPERATION_DURATION]
+    durations = [p for p in points if p.name == semconv.METRIC_INFERENCE_DURATION]
     assert sorted(
         (p.attributes for p in durations), key=lambda attributes: semconv.ERROR_TYPE in attributes
     ) == [
@@ -548,15 +548,33 @@ def test_token_usage_and_duration_histograms_are_recorded_per_call(tracing: Trac
     ]
     assert all((p.unit, p.count) == ("s", 1) and p.sum > 0 for p in durations)
     assert durations[0].bounds[:3] == (0.01, 0.02, 0.04)
-    tokens = sorted(
-        (p.attributes.pop(semconv.GEN_AI_TOKEN_TYPE), p.sum, p.unit, p.bounds[:3], p.attributes)
-        for p in points
-        if p.name == semconv.METRIC_TOKEN_USAGE
-    )
+    # Totals on the per-direction counters (no error.type; the failed call counts 0), the
+    # per-call distribution on the operation histograms (with error.type).
     answered = {**common, semconv.GEN_AI_RESPONSE_MODEL: RESPONSE_MODEL}
-    assert tokens == [
-        ("input", 19, "{token}", (1, 4, 16), answered),
-        ("output", 10, "{token}", (1, 4, 16), answered),
+    modality = {semconv.GEN_AI_TOKEN_MODALITY: "unknown"}
+    counted = sorted(
+        (p.name, p.sum, p.unit, sorted(p.attributes.items()))
+        for p in points
+        if p.name in (semconv.METRIC_USAGE_INPUT_TOKENS, semconv.METRIC_USAGE_OUTPUT_TOKENS)
+    )
+    assert counted == sorted(
+        [
+            (semconv.METRIC_USAGE_INPUT_TOKENS, 19, "{token}", sorted({**answered, **modality}.items())),
+            (semconv.METRIC_USAGE_OUTPUT_TOKENS, 10, "{token}", sorted({**answered, **modality}.items())),
+            (semconv.METRIC_USAGE_INPUT_TOKENS, 0, "{token}", sorted({**common, **modality}.items())),
+            (semconv.METRIC_USAGE_OUTPUT_TOKENS, 0, "{token}", sorted({**common, **modality}.items())),
+        ]
+    )
+    per_call = sorted(
+        (p.name, p.sum, p.count, p.bounds[:3], semconv.ERROR_TYPE in p.attributes)
+        for p in points
+        if p.name in (semconv.METRIC_OPERATION_INPUT_TOKENS, semconv.METRIC_OPERATION_OUTPUT_TOKENS)
+    )
+    assert per_call == [
+        (semconv.METRIC_OPERATION_INPUT_TOKENS, 0, 1, (1, 4, 16), True),
+        (semconv.METRIC_OPERATION_INPUT_TOKENS, 19, 1, (1, 4, 16), False),
+        (semconv.METRIC_OPERATION_OUTPUT_TOKENS, 0, 1, (1, 4, 16), True),
+        (semconv.METRIC_OPERATION_OUTPUT_TOKENS, 10, 1, (1, 4, 16), False),
     ]
 
 

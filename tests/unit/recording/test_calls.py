@@ -126,7 +126,7 @@ def test_a_call_starts_a_client_span_under_the_innermost_recorder(tracing: Traci
     (span,) = _client_spans(tracing)
     assert span.name == "chat gpt-4o-mini"
     assert span.parent is not None
-    assert span.parent.span_id == tracing.span("inner").context.span_id
+    assert span.parent.span_id == tracing.span("invoke_workflow inner").context.span_id
     assert outer.records == inner.records == [record]
 
 
@@ -312,8 +312,10 @@ def test_a_span_that_cannot_start_is_logged_and_the_call_still_recorded(
         call.finish(RESULT)
     assert [record.response for record in recorder.records] == ["Paris."]
     assert _client_spans(tracing) == []
+    # Without its CLIENT span the pair tries a call span of its own: that fails alike, said once.
     assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
-        "promptrecorder could not start a span for an LLM call: RuntimeError('tracer broken')"
+        "promptrecorder could not start a span for an LLM call: RuntimeError('tracer broken')",
+        "promptrecorder could not record a pair as an LLM call: RuntimeError('tracer broken')",
     ]
 
 
@@ -353,7 +355,7 @@ def test_instruments_made_at_import_record_into_a_provider_set_later(tracing: Tr
         semconv.SERVER_ADDRESS: "api.openai.com",
         semconv.SERVER_PORT: 443,
     }
-    (duration,) = metrics.points(semconv.METRIC_OPERATION_DURATION)
+    (duration,) = metrics.points(semconv.METRIC_INFERENCE_DURATION)
     assert (duration.attributes, duration.count, duration.unit) == (common, 1, "s")
     assert duration.bounds == (
         0.01,
@@ -371,24 +373,49 @@ def test_instruments_made_at_import_record_into_a_provider_set_later(tracing: Tr
         40.96,
         81.92,
     )
-    tokens = {p.attributes[semconv.GEN_AI_TOKEN_TYPE]: p for p in metrics.points(semconv.METRIC_TOKEN_USAGE)}
-    assert {kind: (p.sum, p.count) for kind, p in tokens.items()} == {"input": (12, 1), "output": (3, 1)}
-    assert tokens["input"].attributes == {**common, semconv.GEN_AI_TOKEN_TYPE: "input"}
-    assert tokens["input"].bounds[:4] == (1, 4, 16, 64)
+    # The per-direction counters (gen_ai.token.type is gone: one instrument per direction),
+    # with the modality the conventions require, 0 for usage not received.
+    counted = {**common, semconv.GEN_AI_TOKEN_MODALITY: "unknown"}
+    counters = {
+        p.name: (p.sum, p.unit, p.attributes)
+        for p in metrics.points()
+        if p.name.startswith("gen_ai.client.inference.usage.")
+    }
+    assert counters == {
+        semconv.METRIC_USAGE_INPUT_TOKENS: (12, "{token}", counted),
+        semconv.METRIC_USAGE_OUTPUT_TOKENS: (3, "{token}", counted),
+        semconv.METRIC_USAGE_CACHE_READ_INPUT_TOKENS: (2, "{token}", counted),
+        semconv.METRIC_USAGE_REASONING_OUTPUT_TOKENS: (0, "{token}", counted),
+    }
+    (inputs,) = metrics.points(semconv.METRIC_OPERATION_INPUT_TOKENS)
+    (outputs,) = metrics.points(semconv.METRIC_OPERATION_OUTPUT_TOKENS)
+    assert (inputs.sum, inputs.count, inputs.attributes, outputs.sum) == (12, 1, common, 3)
+    assert inputs.bounds[:4] == (1, 4, 16, 64)
+    assert not [
+        p
+        for p in metrics.points()
+        if p.name in ("gen_ai.client.token.usage", "gen_ai.client.operation.duration")
+    ]
 
 
 def test_a_failed_call_records_its_duration_with_the_error_and_no_tokens(
     tracing: Tracing, metrics: Any
 ) -> None:
-    """A call that raised before any usage arrived: a duration point with error.type, no token points."""
+    """A call that raised before any usage arrived: a duration point with error.type; token
+    counters and histograms at 0, as the conventions ask for failed operations (the counters
+    without error.type)."""
     with PromptRecorder("session", tracer_provider=tracing.provider):
         call = LLMCall.start(REQUEST)
         assert call is not None
         call.fail(TimeoutError("slow"))
-    (duration,) = metrics.points(semconv.METRIC_OPERATION_DURATION)
+    (duration,) = metrics.points(semconv.METRIC_INFERENCE_DURATION)
     assert duration.attributes[semconv.ERROR_TYPE] == "TimeoutError"
     assert semconv.GEN_AI_RESPONSE_MODEL not in duration.attributes
-    assert metrics.points(semconv.METRIC_TOKEN_USAGE) == []
+    (counted,) = metrics.points(semconv.METRIC_USAGE_INPUT_TOKENS)
+    assert counted.sum == 0
+    assert semconv.ERROR_TYPE not in counted.attributes
+    (histogram,) = metrics.points(semconv.METRIC_OPERATION_INPUT_TOKENS)
+    assert (histogram.sum, histogram.attributes[semconv.ERROR_TYPE]) == (0, "TimeoutError")
 
 
 def test_an_unsampled_call_still_records_metrics(metrics: Any) -> None:
@@ -398,6 +425,7 @@ def test_an_unsampled_call_still_records_metrics(metrics: Any) -> None:
         call = LLMCall.start(REQUEST)
         assert call is not None
         call.finish(RESULT)
-    assert len(metrics.points(semconv.METRIC_OPERATION_DURATION)) == 1
-    assert len(metrics.points(semconv.METRIC_TOKEN_USAGE)) == 2
+    assert len(metrics.points(semconv.METRIC_INFERENCE_DURATION)) == 1
+    assert len(metrics.points(semconv.METRIC_USAGE_INPUT_TOKENS)) == 1
+    assert len(metrics.points(semconv.METRIC_OPERATION_OUTPUT_TOKENS)) == 1
     provider.shutdown()

@@ -37,7 +37,8 @@ def _prompts_by_span(tracing: Tracing) -> dict[str, set[str]]:
     for span in tracing.spans():
         for event in span.events:
             if event.name == semconv.EVENT_PROMPT and event.attributes:
-                found.setdefault(span.name, set()).add(str(event.attributes[semconv.PROMPT_TEXT]))
+                name = span.name.removeprefix(semconv.WORKFLOW_SPAN_PREFIX)
+                found.setdefault(name, set()).add(str(event.attributes[semconv.PROMPT_TEXT]))
     return found
 
 
@@ -64,7 +65,7 @@ def test_32_threads_each_with_its_own_recorder_never_mix(tracing: Tracing) -> No
         expected = {f"{n}:{i}" for i in range(50)}
         assert {record.prompt for record in recorder.records} == expected
         assert by_span[f"thread-{n}"] == expected
-    assert len(tracing.spans()) == 32
+    assert len(tracing.spans()) == 32 + 32 * 50  # a span per block, and one per pair
 
 
 def test_a_thousand_tasks_in_their_own_recorders_stay_apart(tracing: Tracing) -> None:
@@ -83,7 +84,7 @@ def test_a_thousand_tasks_in_their_own_recorders_stay_apart(tracing: Tracing) ->
     recorders = asyncio.run(main())
     for n, recorder in enumerate(recorders):
         assert [record.prompt for record in recorder.records] == [f"{n}:{i}" for i in range(3)]
-    assert len(tracing.spans()) == 1_000
+    assert len(tracing.spans()) == 1_000 + 3_000  # a span per block, and one per pair
     by_span = _prompts_by_span(tracing)
     assert all(by_span[f"task-{n}"] == {f"{n}:{i}" for i in range(3)} for n in range(1_000))
 
@@ -128,7 +129,7 @@ def test_cancelling_a_task_in_the_middle_of_a_call_records_it_and_ends_every_spa
     assert record.error.startswith("CancelledError")
     assert record.complete is False
     names = sorted(span.name for span in tracing.spans())
-    assert names == ["cancel", "chat m"]
+    assert names == ["chat m", "invoke_workflow cancel"]
     assert semconv.ERROR_TYPE not in tracing.span("chat m").attributes  # type: ignore[operator]  # cancelled, not failed
 
 
@@ -137,7 +138,7 @@ def test_exiting_in_another_context_makes_no_context_noise(tracing: Tracing) -> 
     recorder = PromptRecorder("moved", tracer_provider=tracing.provider)
     contextvars.copy_context().run(recorder.__enter__)
     contextvars.copy_context().run(recorder.__exit__, None, None, None)
-    assert [span.name for span in tracing.spans()] == ["moved"]
+    assert [span.name for span in tracing.spans()] == ["invoke_workflow moved"]
 
 
 def test_a_recorder_shared_across_tasks_keeps_every_record(tracing: Tracing) -> None:
@@ -154,8 +155,9 @@ def test_a_recorder_shared_across_tasks_keeps_every_record(tracing: Tracing) -> 
 
     asyncio.run(main())
     assert {record.prompt for record in shared.records} == {f"request {n}" for n in range(200)}
-    spans = tracing.spans()
+    spans = [span for span in tracing.spans() if span.name == "invoke_workflow shared"]
     assert len(spans) == 200
+    assert len(tracing.spans()) == 400  # and each pair's call span
     # Each task's record is on the span of that task's own entry.
     for span in spans:
         assert len(span.events) == 2

@@ -57,10 +57,12 @@ def test_plain_prompt_has_id_text_and_input_messages_only() -> None:
 
 
 def test_prompt_model_and_tokens_are_present_when_given() -> None:
-    """model becomes gen_ai.request.model and input_tokens gen_ai.usage.input_tokens, 0 included."""
+    """model becomes gen_ai.request.model and input_tokens promptrecorder.usage.input_tokens (the
+    call span alone has gen_ai.usage.*), 0 included."""
     attributes = prompt_attributes(model="gpt-4o-mini", input_tokens=0)
     assert attributes[semconv.GEN_AI_REQUEST_MODEL] == "gpt-4o-mini"
-    assert attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == 0
+    assert attributes[semconv.USAGE_INPUT_TOKENS] == 0
+    assert semconv.GEN_AI_USAGE_INPUT_TOKENS not in attributes
     assert semconv.GEN_AI_RESPONSE_MODEL not in attributes
 
 
@@ -135,10 +137,12 @@ def test_plain_response_has_id_text_and_output_messages_only() -> None:
 
 
 def test_response_model_and_tokens_are_present_when_given() -> None:
-    """model becomes gen_ai.response.model and output_tokens gen_ai.usage.output_tokens, 0 included."""
+    """model becomes gen_ai.response.model and output_tokens promptrecorder.usage.output_tokens,
+    0 included."""
     attributes = response_attributes(model="gpt-4o-mini", output_tokens=0)
     assert attributes[semconv.GEN_AI_RESPONSE_MODEL] == "gpt-4o-mini"
-    assert attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == 0
+    assert attributes[semconv.USAGE_OUTPUT_TOKENS] == 0
+    assert semconv.GEN_AI_USAGE_OUTPUT_TOKENS not in attributes
     assert semconv.GEN_AI_REQUEST_MODEL not in attributes
 
 

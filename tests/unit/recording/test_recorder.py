@@ -41,7 +41,7 @@ def test_entering_starts_a_current_internal_span_named_after_the_recorder(tracin
         current = trace.get_current_span()
         assert current.is_recording()
         assert tracing.spans() == []  # not ended yet
-    span = tracing.span("triage")
+    span = tracing.span("invoke_workflow triage")
     assert span.kind is SpanKind.INTERNAL
     assert span.status.status_code is StatusCode.UNSET
     assert _hex_ids(current) == _hex_ids(span)
@@ -49,6 +49,7 @@ def test_entering_starts_a_current_internal_span_named_after_the_recorder(tracin
         "team": "support",
         semconv.GEN_AI_OPERATION_NAME: "invoke_workflow",
         semconv.GEN_AI_WORKFLOW_NAME: "triage",
+        semconv.OPENINFERENCE_SPAN_KIND: "CHAIN",
         semconv.RECORD_COUNT: 0,
     }
 
@@ -61,7 +62,7 @@ def test_an_exception_in_the_block_marks_the_span_and_propagates_unchanged(traci
         autorecord("p", "r")
         raise error
     assert raised.value is error
-    span = tracing.span("failing")
+    span = tracing.span("invoke_workflow failing")
     assert span.status.status_code is StatusCode.ERROR
     assert "KeyError" in (span.status.description or "")
     assert span.attributes is not None
@@ -84,7 +85,7 @@ def test_entering_again_starts_a_new_span_and_records_accumulate(tracing: Tracin
     assert first is not None
     assert second is not None
     spans = tracing.spans()
-    assert [span.name for span in spans] == ["again", "again"]
+    assert [span.name for span in spans] == ["chat", "invoke_workflow again"] * 2
     assert first.span_id != second.span_id
     assert recorder.prompts_and_responses == [
         {"prompt": "one", "response": "1"},
@@ -104,7 +105,7 @@ def test_async_with_works_like_with(tracing: Tracing) -> None:
 
     recorder = asyncio.run(session())
     assert len(recorder) == 1
-    assert len(tracing.span("async").events) == 2
+    assert len(tracing.span("invoke_workflow async").events) == 2
 
 
 # --- autorecord -----------------------------------------------------------------------
@@ -134,7 +135,7 @@ def test_autorecord_adds_a_prompt_and_a_response_event_with_genai_attributes(tra
             channel="email",
         )
     assert record is not None
-    prompt_event, response_event = tracing.span("events").events
+    prompt_event, response_event = tracing.span("invoke_workflow events").events
     assert prompt_event.name == semconv.EVENT_PROMPT
     assert response_event.name == semconv.EVENT_RESPONSE
     assert prompt_event.timestamp == int(started.timestamp()) * 10**9 + 250_000_000
@@ -147,7 +148,7 @@ def test_autorecord_adds_a_prompt_and_a_response_event_with_genai_attributes(tra
             separators=(",", ":"),
         ),
         semconv.GEN_AI_REQUEST_MODEL: "gpt-4o-mini",
-        semconv.GEN_AI_USAGE_INPUT_TOKENS: 12,
+        semconv.USAGE_INPUT_TOKENS: 12,
         "promptrecorder.metadata.ticket": 42,
         "promptrecorder.metadata.channel": "email",
     }
@@ -159,7 +160,7 @@ def test_autorecord_adds_a_prompt_and_a_response_event_with_genai_attributes(tra
             separators=(",", ":"),
         ),
         semconv.GEN_AI_RESPONSE_MODEL: "gpt-4o-mini",
-        semconv.GEN_AI_USAGE_OUTPUT_TOKENS: 7,
+        semconv.USAGE_OUTPUT_TOKENS: 7,
     }
     assert recorder.records == [record]
     assert record.started_at == started
@@ -173,7 +174,7 @@ def test_the_record_carries_the_ids_of_the_span_its_events_went_to(tracing: Trac
     with PromptRecorder("ids", tracer_provider=tracing.provider):
         record = autorecord("p", "r")
     assert record is not None
-    assert (record.trace_id, record.span_id) == _hex_ids(tracing.span("ids"))
+    assert (record.trace_id, record.span_id) == _hex_ids(tracing.span("invoke_workflow ids"))
     assert record.recorder == "ids"
 
 
@@ -186,7 +187,7 @@ def test_without_timestamps_both_events_are_stamped_now(tracing: Tracing) -> Non
     assert record is not None
     assert record.started_at is None
     assert before <= record.ended_at <= after
-    prompt_event, response_event = tracing.span("now").events
+    prompt_event, response_event = tracing.span("invoke_workflow now").events
     assert prompt_event.timestamp == response_event.timestamp
 
 
@@ -203,7 +204,7 @@ def test_a_message_list_prompt_keeps_the_list_and_records_the_last_user_text(tra
     assert record is not None
     assert record.prompt == "Second question"
     assert record.messages == tuple(messages)
-    prompt_event = tracing.span("chat").events[0]
+    prompt_event = tracing.span("invoke_workflow chat").events[0]
     assert prompt_event.attributes is not None
     exported = json.loads(str(prompt_event.attributes[semconv.GEN_AI_INPUT_MESSAGES]))
     assert exported == [
@@ -236,7 +237,7 @@ def test_wrong_types_fail_with_a_clear_error_and_record_nothing(
         assert len(recorder) == 0
     for word in words:
         assert word in str(raised.value)
-    assert tracing.span("bad").events == ()
+    assert tracing.span("invoke_workflow bad").events == ()
 
 
 @pytest.mark.parametrize(
@@ -276,7 +277,7 @@ def test_oversized_content_is_cut_in_the_export_and_kept_whole_in_memory(tracing
         record = autorecord(prompt, "ok")
     assert record is not None
     assert record.prompt == prompt
-    attributes = tracing.span("big").events[0].attributes
+    attributes = tracing.span("invoke_workflow big").events[0].attributes
     assert attributes is not None
     exported = str(attributes[semconv.PROMPT_TEXT])
     assert exported.startswith("x" * 1_000)
@@ -291,7 +292,7 @@ def test_lone_surrogates_are_exported_as_replacement_characters(tracing: Tracing
         record = autorecord("bad \ud800 text", "ok")
     assert record is not None
     assert record.prompt == "bad \ud800 text"
-    attributes = tracing.span("surrogates").events[0].attributes
+    attributes = tracing.span("invoke_workflow surrogates").events[0].attributes
     assert attributes is not None
     assert attributes[semconv.PROMPT_TEXT] == "bad \ufffd text"
     str(attributes[semconv.GEN_AI_INPUT_MESSAGES]).encode("utf-8")  # would raise on a lone surrogate
@@ -306,13 +307,18 @@ def test_a_thousand_pairs_in_one_block_all_reach_the_exporter(tracing: Tracing) 
         for index in range(1_000):
             autorecord(f"prompt {index}", f"response {index}")
     spans = tracing.spans()
-    main = tracing.span("long")
+    main = tracing.span("invoke_workflow long")
     segments = sorted(
-        (span for span in spans if span is not main),
+        (span for span in spans if span is not main and span.kind is SpanKind.INTERNAL),
         key=lambda span: (span.attributes or {})[semconv.SEGMENT_INDEX],
     )
     events = [event for span in [main, *segments] for event in span.events]
     assert len(events) == 2_000
+    # Each pair's call span is a child of the span that carries its events.
+    carriers = {span.context.span_id for span in [main, *segments]}
+    calls = [span for span in spans if span.kind is SpanKind.CLIENT]
+    assert len(calls) == 1_000
+    assert all(call.parent is not None and call.parent.span_id in carriers for call in calls)
     assert all(span.dropped_events == 0 for span in spans)
     texts = [(event.attributes or {}).get(semconv.PROMPT_TEXT) for event in events[::2]]
     assert texts == [f"prompt {index}" for index in range(1_000)]
@@ -328,7 +334,7 @@ def test_a_thousand_pairs_in_one_block_all_reach_the_exporter(tracing: Tracing) 
     assert main.attributes[semconv.SEGMENT_COUNT] == len(segments) + 1
     assert main.attributes[semconv.RECORD_COUNT] == 1_000
     # Each record names the span its events are on.
-    span_ids = {format(span.context.span_id, "016x") for span in spans}
+    span_ids = {format(span_id, "016x") for span_id in carriers}
     assert {record.span_id for record in recorder.records} == span_ids
 
 
@@ -353,7 +359,7 @@ def test_the_exception_event_fits_even_when_the_span_is_full(tracing: Tracing) -
         for index in range(63):  # 126 events: the recorder span's share of 128
             autorecord(f"p{index}", f"r{index}")
         raise RuntimeError("boom")
-    main = tracing.span("full")
+    main = tracing.span("invoke_workflow full")
     assert main.dropped_events == 0
     assert main.events[-1].name == "exception"
 
@@ -373,7 +379,7 @@ def test_nested_recorders_make_a_child_span_and_share_the_records(tracing: Traci
         assert current_recorder() is outer
         autorecord("outer again", "o2")
     assert current_recorder() is None
-    outer_span, inner_span = tracing.span("outer"), tracing.span("inner")
+    outer_span, inner_span = tracing.span("invoke_workflow outer"), tracing.span("invoke_workflow inner")
     assert inner_span.parent is not None
     assert inner_span.parent.span_id == outer_span.context.span_id
     assert inner_span.context.trace_id == outer_span.context.trace_id
@@ -393,7 +399,11 @@ def test_a_recorder_nested_in_itself_keeps_each_record_once(tracing: Tracing) ->
     with recorder, recorder:
         autorecord("p", "r")
     assert len(recorder) == 1
-    assert len(tracing.spans()) == 2
+    assert sorted(span.name for span in tracing.spans()) == [
+        "chat",
+        "invoke_workflow self",
+        "invoke_workflow self",
+    ]
 
 
 def test_asyncio_tasks_inherit_the_recorder_and_stay_apart(tracing: Tracing) -> None:
@@ -433,7 +443,7 @@ def test_a_task_created_in_a_block_records_into_it(tracing: Tracing) -> None:
 
     recorder = asyncio.run(main())
     assert len(recorder) == 5
-    assert len(tracing.span("tasks").events) == 10
+    assert len(tracing.span("invoke_workflow tasks").events) == 10
 
 
 def test_a_cancelled_task_ends_its_span_not_failed_and_restores_the_context(tracing: Tracing) -> None:
@@ -455,7 +465,7 @@ def test_a_cancelled_task_ends_its_span_not_failed_and_restores_the_context(trac
         assert current_recorder() is None
 
     asyncio.run(main())
-    span = tracing.span("cancelled")
+    span = tracing.span("invoke_workflow cancelled")
     # As the API's use_span: only an Exception marks a span as failed, not a cancellation.
     assert span.status.status_code is StatusCode.UNSET
     assert span.attributes is not None
@@ -500,7 +510,7 @@ def test_wrap_runs_pool_work_inside_the_block(tracing: Tracing) -> None:
     assert all(isinstance(record, PromptRecord) for record in mapped)
     assert submitted is not None
     assert len(recorder) == 41
-    span = tracing.span("pool")
+    span = tracing.span("invoke_workflow pool")
     assert {record.span_id for record in recorder.records} == {_hex_ids(span)[1]}
     assert sum(1 for event in span.events if event.name == semconv.EVENT_PROMPT) == 41
 
@@ -512,7 +522,7 @@ def test_wrap_outside_a_block_enters_the_recorder_per_call(tracing: Tracing) -> 
     with ThreadPoolExecutor(max_workers=2) as pool:
         list(pool.map(lambda _: ask(), range(3)))
     assert len(recorder) == 3
-    assert [span.name for span in tracing.spans()] == ["per-call"] * 3
+    assert [span.name for span in tracing.spans()] == ["chat", "invoke_workflow per-call"] * 3
 
 
 def test_a_recorder_shared_by_threads_loses_nothing(tracing: Tracing) -> None:
@@ -543,7 +553,7 @@ def test_recording_after_the_block_ended_keeps_the_record_in_memory_only(
     assert record.span_id is None
     assert any("after its PromptRecorder 'late' exited" in message for message in caplog.messages)
     assert [r.prompt for r in recorder.records] == ["late"]
-    assert tracing.span("late").events == ()
+    assert tracing.span("invoke_workflow late").events == ()
 
 
 def test_exiting_in_another_context_ends_the_span_without_raising(tracing: Tracing) -> None:
@@ -587,9 +597,12 @@ def test_recorders_on_one_provider_look_its_tracer_up_once(tracing: Tracing) -> 
             autorecord("p", "r")
     assert len(calls) == 1
     assert [span.name for span in tracing.exporter.get_finished_spans()] == [
-        "request 0",
-        "request 1",
-        "request 2",
+        "chat",
+        "invoke_workflow request 0",
+        "chat",
+        "invoke_workflow request 1",
+        "chat",
+        "invoke_workflow request 2",
     ]
 
 
@@ -604,7 +617,10 @@ def test_an_unhashable_provider_still_works(tracing: Tracing) -> None:
 
     with PromptRecorder("unhashable", tracer_provider=UnhashableProvider()):
         autorecord("p", "r")
-    assert [span.name for span in tracing.exporter.get_finished_spans()] == ["unhashable"]
+    assert [span.name for span in tracing.exporter.get_finished_spans()] == [
+        "chat",
+        "invoke_workflow unhashable",
+    ]
 
 
 def test_a_tracer_that_fails_never_stops_the_block(caplog: pytest.LogCaptureFixture) -> None:
@@ -657,7 +673,7 @@ def test_max_records_evicts_the_oldest_and_counts(tracing: Tracing) -> None:
             autorecord(f"p{index}", "r")
     assert [r.prompt for r in recorder] == ["p2", "p3", "p4"]
     assert recorder.evicted == 2
-    assert len(tracing.span("bounded").events) == 10
+    assert len(tracing.span("invoke_workflow bounded").events) == 10
 
 
 def test_dataframe_has_a_row_per_record(tracing: Tracing) -> None:
@@ -713,6 +729,6 @@ def test_a_providers_explicit_event_limit_is_not_seen(monkeypatch: pytest.Monkey
     with PromptRecorder("small", tracer_provider=provider) as recorder:
         for index in range(20):
             autorecord(f"p{index}", f"r{index}")
-    (span,) = exporter.get_finished_spans()
+    (span,) = [span for span in exporter.get_finished_spans() if span.name == "invoke_workflow small"]
     assert span.dropped_events == 30
     assert len(recorder.records) == 20  # the records in memory are whole

@@ -582,7 +582,7 @@ def test_metadata_capture_keeps_no_text(tracing: Tracing) -> None:
     assert (record.model, record.input_tokens, record.output_tokens) == ("m", 3, 4)
     exported = _exported_texts(tracing)
     assert "secret" not in exported
-    prompt_event = tracing.span("meta").events[0]
+    prompt_event = tracing.span("invoke_workflow meta").events[0]
     assert prompt_event.attributes is not None
     assert prompt_event.attributes[semconv.GEN_AI_REQUEST_MODEL] == "m"
 
@@ -592,7 +592,7 @@ def test_no_capture_records_nothing(tracing: Tracing) -> None:
     with PromptRecorder("off", tracer_provider=tracing.provider, capture="none") as recorder:
         assert autorecord("p", "r") is None
     assert len(recorder) == 0
-    assert tracing.span("off").events == ()
+    assert tracing.span("invoke_workflow off").events == ()
 
 
 @pytest.mark.parametrize(
@@ -697,7 +697,7 @@ def test_an_exception_leaving_a_block_is_scrubbed_on_the_span(tracing: Tracing) 
     key = SECRETS["github_token"]
     with pytest.raises(RuntimeError), PromptRecorder("leaky", tracer_provider=tracing.provider):
         raise RuntimeError(f"token {key} rejected")
-    span = tracing.span("leaky")
+    span = tracing.span("invoke_workflow leaky")
     assert key not in span.to_json()
     assert "[REDACTED:github_token]" in (span.status.description or "")
 
@@ -709,7 +709,7 @@ def test_with_metadata_capture_an_exception_keeps_only_its_type(tracing: Tracing
         PromptRecorder("quiet", tracer_provider=tracing.provider, capture="metadata"),
     ):
         raise ValueError("customer said: my password is hunter2")
-    span = tracing.span("quiet")
+    span = tracing.span("invoke_workflow quiet")
     assert "hunter2" not in span.to_json()
     assert span.status.description == "ValueError"
     assert span.attributes is not None

@@ -158,7 +158,7 @@ def test_timestamps_at_the_edges_of_what_otlp_holds_are_kept_and_encode(tracing:
         record = autorecord("p", "r", started_at=start, ended_at=end)
     assert record is not None
     assert (record.started_at, record.ended_at) == (start, end)
-    events = tracing.span("edges").events
+    events = tracing.span("invoke_workflow edges").events
     assert [event.timestamp for event in events] == [
         1_000_000_000,
         int((end - datetime(1970, 1, 1, tzinfo=timezone.utc)).total_seconds()) * 1_000_000_000,
@@ -307,7 +307,7 @@ def test_a_block_failing_with_an_unprintable_exception_still_raises_it_unchanged
     with pytest.raises(UnprintableError) as raised, PromptRecorder("fails", tracer_provider=tracing.provider):
         raise error
     assert raised.value is error
-    span = tracing.span("fails")
+    span = tracing.span("invoke_workflow fails")
     assert span.status.status_code.name == "ERROR"
     assert span.attributes[semconv.ERROR_TYPE] == "UnprintableError"  # type: ignore[index]
     assert span.events[-1].name == "exception"
@@ -347,7 +347,7 @@ def test_every_exported_value_is_cut_with_the_truncation_markers(tracing: Tracin
     assert event["promptrecorder.metadata.list"].endswith("…[truncated]")  # too long as a list: JSON text
     assert event[semconv.GEN_AI_REQUEST_MODEL] == "x" * 1024 + "…[truncated]"
     assert event["promptrecorder.gen_ai.request.model.original_length"] == 5_000
-    span = tracing.span("bounded")
+    span = tracing.span("invoke_workflow bounded")
     assert span.attributes["team"] == "m" * 1_000 + "…[truncated]"  # type: ignore[index]
     assert span.attributes["promptrecorder.team.original_length"] == 5_000_000  # type: ignore[index]
     assert sum(len(str(v)) for e in span.events for v in (e.attributes or {}).values()) < 20_000
@@ -404,7 +404,7 @@ def test_a_secret_in_metadata_model_or_attributes_is_redacted_in_record_and_span
     )
     assert prompt["promptrecorder.metadata.flat"] == f"x {redacted} y"
     assert json.loads(prompt["promptrecorder.metadata.nested"]) == {"deep": [redacted]}
-    assert tracing.span("scrub").attributes["note"] == f"key {redacted} here"  # type: ignore[index]
+    assert tracing.span("invoke_workflow scrub").attributes["note"] == f"key {redacted} here"  # type: ignore[index]
     assert all(secret not in text for text in prompt_event_texts(tracing))
     assert recorder.redactions.secrets == 4  # attribute, model (once for both), flat, nested
 
