@@ -10,9 +10,14 @@ What Phoenix 20.26.1 cannot show, asserted as what it does show instead:
   (the project); the service name is not in its API or UI.
 - Span links (segment span -> recorder span) are not stored; segments show as children.
 - Output messages: Phoenix builds ``llm.output_messages`` only from output messages that carry
-  a ``finish_reason`` (its model requires it); a pair's output is accepted here either there
-  or in ``output.value`` (the table's Output column). Without either, Phoenix synthesizes an
-  ``output.value`` of ``{"model": ...}`` and the span's Output pane is empty.
+  a ``finish_reason`` (its model requires it). A plain ``autorecord`` pair has none (the design
+  of issue 14 leaves it out rather than invent "stop"), so its LLM span's Output pane is empty
+  (Phoenix synthesizes an ``output.value`` of ``{"model": ...}``) and its response is only in
+  the raw ``gen_ai.output.messages`` attribute (Attributes tab): asserted as such. Setting
+  ``output.value`` (or ``llm.output_messages.*``) on those spans would fill the pane.
+- A nested recorder given no conversation id records its pairs with none, so their spans
+  carry no ``session.id``; Phoenix still files the whole trace under the outer recorder's
+  conversation (any span of a trace attaches it to the session).
 - The Traces and Spans tables' input/output columns read only ``input.value`` /
   ``output.value`` (OpenInference); Phoenix never fills them from ``gen_ai.*`` messages, so
   they show "--" for spans that carry messages only (the detail view shows the messages).
@@ -40,6 +45,7 @@ from .genai_session import (
     TRIAGE_PAIRS,
     Session,
     exported_text,
+    message_texts,
     record_session,
     tokens,
 )
@@ -109,19 +115,27 @@ def _llm_spans_by_prompt(spans: list[dict[str, Any]]) -> dict[str, dict[str, Any
     return {str(text): span for text, span in by_prompt.items()}
 
 
-def _shown_and_expected(
-    span: dict[str, Any], record: PromptRecord, conversation_id: str
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """What Phoenix shows of a call, field by field, beside what the record says it should."""
+def _shown_and_expected(span: dict[str, Any], record: PromptRecord) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What Phoenix shows of a call, field by field, beside what the record says it should.
+
+    ``output`` is the Output pane's text (``llm.output_messages``, else ``output.value``). For a
+    pair without a finish reason Phoenix drops the output messages (see the module docstring):
+    its ``output`` is then the text of the raw ``gen_ai.output.messages`` attribute (Phoenix's
+    Attributes tab) and ``output_pane`` is False.
+    """
     attributes = span["attributes"]
     output = _messages(attributes, "llm.output_messages")
+    pane = output[0].get("content") if output else attributes.get("output.value")
+    raw = message_texts(attributes.get(semconv.GEN_AI_OUTPUT_MESSAGES))
+    in_pane = pane == exported_text(record.response)
     shown = {
         "trace": span["context"]["trace_id"],
         "session": attributes.get("session.id"),
         "conversation": attributes.get("gen_ai.conversation.id"),
         "model": attributes.get("llm.model_name"),
         "input": _last_input_text(span),
-        "output": output[0].get("content") if output else attributes.get("output.value"),
+        "output": pane if in_pane or record.finish_reasons else (raw[0] if raw else None),
+        "output_pane": in_pane,
         "input_tokens": attributes.get("llm.token_count.prompt"),
         "output_tokens": attributes.get("llm.token_count.completion"),
         "status": span["status_code"],
@@ -129,8 +143,8 @@ def _shown_and_expected(
     models = {attributes.get("gen_ai.request.model"), attributes.get("gen_ai.response.model")}
     expected = {
         "trace": record.trace_id,
-        "session": conversation_id,
-        "conversation": conversation_id,
+        "session": record.conversation_id,
+        "conversation": record.conversation_id,
         # Phoenix names the requested model; the record holds the request's or the response's
         "model": attributes.get("gen_ai.request.model") if record.model in models else record.model,
         "input": exported_text(record.prompt),
@@ -138,10 +152,12 @@ def _shown_and_expected(
         "input_tokens": record.input_tokens,
         "output_tokens": record.output_tokens,
         "status": "UNSET",
+        # Phoenix 20.26.1 shows output messages only with a finish_reason (a bot call has one)
+        "output_pane": bool(record.finish_reasons) or in_pane,
     }
     if record.error is not None:
         expected["status"] = "ERROR"
-        del expected["output"]  # a refused call has no output to show
+        del expected["output"], expected["output_pane"]  # a refused call has no output to show
     return shown, expected
 
 
@@ -183,7 +199,7 @@ def test_every_pair_of_a_whole_session_is_an_llm_span_in_phoenix(phoenix: Phoeni
         span = llm.get(exported_text(record.prompt))
         assert span is not None, f"no LLM span shows the prompt of {record.id}: {record.prompt[:60]!r}"
         assert span["parent_id"] in ids, "an LLM span hangs under the session's recorder or segment spans"
-        shown, expected = _shown_and_expected(span, record, session.conversation_id)
+        shown, expected = _shown_and_expected(span, record)
         differences += [
             f"{record.recorder}/{record.id} {field}: Phoenix shows {shown[field]!r:.80}, recorded {value!r:.80}"
             for field, value in expected.items()
@@ -191,6 +207,17 @@ def test_every_pair_of_a_whole_session_is_an_llm_span_in_phoenix(phoenix: Phoeni
         ]
     summary = Counter(f"{d.split('/')[0]} {d.split(' ')[1].rstrip(':')}" for d in differences)
     assert not differences, f"{len(differences)} differences {dict(summary)}:\n" + "\n".join(differences[:20])
+
+    # the conversation: the outer recorder's pairs carry its id; a nested recorder given none
+    # records none (record.conversation_id is None), and Phoenix files the whole trace under it
+    outer = [r for r in records if r.recorder == "support-session"]
+    assert {r.conversation_id for r in outer} == {session.conversation_id}
+    assert {llm[exported_text(r.prompt)]["attributes"]["session.id"] for r in outer} == {
+        session.conversation_id
+    }
+    quoted = urllib.parse.quote(session.conversation_id)
+    traces = _get_json(f"{phoenix.http_url}/v1/sessions/{quoted}")["data"]["traces"]
+    assert [t["trace_id"] for t in traces] == [records[0].trace_id]
 
     first = records[0]
     assert first.started_at is not None
