@@ -35,6 +35,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import (
@@ -44,6 +45,7 @@ from opentelemetry.sdk.trace.export import (
     SpanExportResult,
 )
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 
 import promptrecorder
 from promptrecorder import PromptRecorder, autorecord
@@ -214,16 +216,31 @@ _LOAD_SPANS = _load_spans()
 def _loop_sdk_record_block(n: int) -> None:
     """The SDK calls of one producer block, with the attributes it sets, and nothing of ours."""
     tracer = _DISCARD_TRACER
-    template = _LOAD_SPANS[0]
+    # The recorder span (events, its count and turn messages set at its end) and the pair's
+    # call span (`chat <model>`, a child with the GenAI attributes, started and ended at once).
+    template = next(span for span in _LOAD_SPANS if span.kind is SpanKind.INTERNAL)
+    call = next(span for span in _LOAD_SPANS if span.kind is SpanKind.CLIENT)
     name, attributes = template.name, dict(template.attributes or {})
-    count = attributes.pop("promptrecorder.record.count")
+    at_end = {
+        key: attributes.pop(key)
+        for key in ("promptrecorder.record.count", "gen_ai.input.messages", "gen_ai.output.messages")
+        if key in attributes
+    }
+    call_name, call_attributes = call.name, dict(call.attributes or {})
     events = [(event.name, dict(event.attributes or {})) for event in template.events]
     for _ in range(n):
         span = tracer.start_span(name, attributes=attributes)
         now = time.time_ns()
         for event_name, event_attributes in events:
             span.add_event(event_name, event_attributes, now)
-        span.set_attribute("promptrecorder.record.count", count)
+        tracer.start_span(
+            call_name,
+            context=trace.set_span_in_context(span),
+            kind=SpanKind.CLIENT,
+            attributes=call_attributes,
+            start_time=now,
+        ).end(now)
+        span.set_attributes(at_end)
         span.end()
 
 

@@ -79,6 +79,7 @@ __all__ = [
     "HttpReceiver",
     "ReceivedEvent",
     "ReceivedLink",
+    "ReceivedLogRecord",
     "ReceivedSpan",
     "Receiver",
     "RequestGate",
@@ -118,6 +119,16 @@ class ReceivedEvent:
     name: str
     time_unix_nano: int
     attributes: dict[str, AttributeValue] = field(default_factory=dict)
+
+
+class ReceivedLogRecord(NamedTuple):
+    """A log record as a receiver got it: event name, attributes (AnyValue decoded), ids in hex."""
+
+    event_name: str
+    attributes: dict[str, AttributeValue]
+    trace_id: str
+    span_id: str
+    time_unix_nano: int
 
 
 class ReceivedLink(NamedTuple):
@@ -223,6 +234,10 @@ class _Store(AccumulatingHandler):
     def snapshot(self) -> list[tuple[ExportTraceServiceRequest, Headers]]:
         with self._lock:
             return [(req.pbreq, dict(req.headers)) for req in self.telemetry.trace_requests]
+
+    def log_snapshot(self) -> list[Any]:
+        with self._lock:
+            return [req.pbreq for req in self.telemetry.log_requests]
 
     def clear(self) -> None:
         with self._lock:
@@ -610,6 +625,22 @@ class Receiver(abc.ABC):
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+    def log_records(self) -> list[ReceivedLogRecord]:
+        """Every log record received so far, decoded, in arrival order."""
+        return [
+            ReceivedLogRecord(
+                event_name=record.event_name,
+                attributes=decode_attributes(record.attributes),
+                trace_id=record.trace_id.hex(),
+                span_id=record.span_id.hex(),
+                time_unix_nano=record.time_unix_nano,
+            )
+            for request in self._store.log_snapshot()
+            for resource_logs in request.resource_logs
+            for scope_logs in resource_logs.scope_logs
+            for record in scope_logs.log_records
+        ]
 
     def spans(self) -> list[ReceivedSpan]:
         """Every span received so far, in arrival order."""

@@ -5,7 +5,9 @@ Pairs become ``gen_ai.client.inference.operation.details`` log records
 over the same protocol, with the same headers and timeout as the spans, through the stock
 OTLP log exporters and the SDK's ``BatchLogRecordProcessor``: log records are small (one
 per pair, no span-sized batches to bound), so the stock path serves, with no SDK private
-touched. An application that set its own LoggerProvider keeps it, and records go there.
+touched. The LoggerProvider built here is promptrecorder's own and is not made global (the
+application's logging is not ours to redirect); an application that set its own SDK
+LoggerProvider gets the records there instead.
 """
 
 from __future__ import annotations
@@ -33,17 +35,15 @@ def start_logs(
     headers: Mapping[str, str] | None,
     timeout: float | None,
 ) -> LoggerProvider | None:
-    """Set a global LoggerProvider exporting OTLP logs beside the spans; None when the
-    application already set one (it is used as it is)."""
-    current = _logs.get_logger_provider()
-    if isinstance(current, LoggerProvider):
+    """A LoggerProvider exporting OTLP logs beside the spans; None when the application set
+    its own SDK LoggerProvider globally (records go there)."""
+    if isinstance(_logs.get_logger_provider(), LoggerProvider):
         logger.info("promptrecorder: log events go to the application's own LoggerProvider")
         return None
     provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
     provider.add_log_record_processor(
         BatchLogRecordProcessor(_exporter(protocol, endpoint, headers, timeout))
     )
-    _logs.set_logger_provider(provider)
     return provider
 
 

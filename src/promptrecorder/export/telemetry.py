@@ -240,7 +240,7 @@ def configure(
             from promptrecorder.export.log_export import start_logs  # the Logs SDK loads only here
 
             _state.logs = start_logs(provider.resource, protocol, endpoint, _parse_headers(headers), timeout)
-        recording_log_events.enable(log_events)
+        recording_log_events.enable(log_events, _state.logs)
     _stop_pipeline(previous, shutdown_timeout)
     for delivery in pipeline.deliveries:
         delivery.start()
@@ -326,8 +326,9 @@ def shutdown(timeout: float | None = None) -> None:
         pipeline = _state.switch.pipeline
         pipeline.stopped = True
         wait = _state.shutdown_timeout if timeout is None else timeout
-        logs = _state.logs
+        logs, _state.logs = _state.logs, None
     if logs is not None:
+        recording_log_events.enable(False)
         try:
             logs.shutdown()
         except Exception as error:  # a broken log exporter must not stop the spans' shutdown

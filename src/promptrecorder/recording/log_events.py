@@ -32,13 +32,16 @@ from promptrecorder.recording import semconv
 logger = logging.getLogger(__name__)
 
 _enabled = False
+_provider: _logs.LoggerProvider | None = None
 _STRUCTURED = (semconv.GEN_AI_INPUT_MESSAGES, semconv.GEN_AI_OUTPUT_MESSAGES)
 
 
-def enable(on: bool = True) -> None:
-    """Emit (or stop emitting) a log record per pair, through the global LoggerProvider."""
-    global _enabled
+def enable(on: bool = True, provider: _logs.LoggerProvider | None = None) -> None:
+    """Emit (or stop emitting) a log record per pair, through ``provider`` (the one
+    ``configure()`` built), else through the global LoggerProvider of the moment."""
+    global _enabled, _provider
     _enabled = bool(on)
+    _provider = provider
 
 
 def enabled() -> bool:
@@ -56,7 +59,9 @@ def emit(attributes: Mapping[str, AttributeValue], span: Span, timestamp_ns: int
                 # Fitted to the span's budget the JSON stays valid; should it not, keep the text.
                 with contextlib.suppress(ValueError):
                     structured[key] = json.loads(value)
-        _logs.get_logger(semconv.INSTRUMENTATION_NAME, __version__).emit(
+        provider = _provider
+        logger_of = _logs.get_logger if provider is None else provider.get_logger
+        logger_of(semconv.INSTRUMENTATION_NAME, __version__).emit(
             _logs.LogRecord(
                 timestamp=timestamp_ns,
                 context=trace.set_span_in_context(span),
