@@ -26,12 +26,13 @@ PROTOCOLS = pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"], ids=[
 SERVICE = "promptrecorder-demo"
 # The demo's three prompts, by the recorder span that holds them (src/promptrecorder/cli/demo.py).
 PROMPTS = {
-    "demo-session": [
+    "invoke_workflow demo-session": [
         "Summarise ticket 42: the printer on floor 3 jams on duplex jobs.",
         "Draft a one-line reply to the ticket.",
     ],
-    "demo-incident-title": ["Suggest a title for the incident report."],
+    "invoke_workflow demo-incident-title": ["Suggest a title for the incident report."],
 }
+CALL_SPAN = f"chat {STAND_IN_MODEL}"
 
 
 def run_demo(endpoint: str, protocol: str, service: str) -> str:
@@ -73,7 +74,8 @@ def _events_by_name(spans: list[dict[str, Any]]) -> Counter[str]:
 def _complete(answer: Any) -> bool:
     spans = v3_spans(answer)
     events = _events_by_name(spans)
-    return events[semconv.EVENT_PROMPT] == 3 and events[semconv.EVENT_RESPONSE] == 3
+    calls = sum(1 for span in spans if span["name"] == CALL_SPAN)
+    return events[semconv.EVENT_PROMPT] == 3 and events[semconv.EVENT_RESPONSE] == 3 and calls == 3
 
 
 @PROTOCOLS
@@ -82,9 +84,12 @@ def test_the_demo_trace_arrives_in_jaeger_with_every_pair_in_otlp_json(
 ) -> None:
     """/api/v3: service name, span names, parent links, and each pair's text, model and usage.
 
-    The demo's recorder span `demo-session` is the root; `demo-incident-title` is its child;
-    each prompt and response is a span event (`promptrecorder.prompt`/`.response`) on the
-    recorder span that was active, with the text, the model and the token counts.
+    The demo's recorder span `invoke_workflow demo-session` is the root; `invoke_workflow
+    demo-incident-title` is its child; each prompt and response is a span event
+    (`promptrecorder.prompt`/`.response`) on the recorder span that was active, with the
+    text, the model and the token counts (`promptrecorder.usage.*`); each call is a CLIENT
+    span `chat <model>` under it with the GenAI attributes Jaeger's GenAI tab reads, and
+    `gen_ai.usage.*` is on those call spans only: summed over the trace, each call once.
     """
     service = f"{SERVICE}-{protocol.replace('/', '-')}"
     trace_id = run_demo(collector.endpoint(protocol), protocol, service)
@@ -93,7 +98,7 @@ def test_the_demo_trace_arrives_in_jaeger_with_every_pair_in_otlp_json(
     assert {span["_resource"]["service.name"]["stringValue"] for span in spans} == {service}
     assert all(span["traceId"] == trace_id for span in spans)
     by_name = {span["name"]: span for span in spans if span["name"] in PROMPTS}
-    root, title = by_name["demo-session"], by_name["demo-incident-title"]
+    root, title = by_name["invoke_workflow demo-session"], by_name["invoke_workflow demo-incident-title"]
     assert not root.get("parentSpanId")
     assert title["parentSpanId"] == root["spanId"]
     ids = {span["spanId"] for span in spans}
@@ -110,10 +115,36 @@ def test_the_demo_trace_arrives_in_jaeger_with_every_pair_in_otlp_json(
             assert prompt[semconv.GEN_AI_REQUEST_MODEL] == STAND_IN_MODEL
             assert response[semconv.GEN_AI_RESPONSE_MODEL] == STAND_IN_MODEL
             assert response[semconv.GEN_AI_RESPONSE_FINISH_REASONS] == ["stop"]
-            assert prompt[semconv.GEN_AI_USAGE_INPUT_TOKENS] > 0
-            assert response[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] > 0
+            assert prompt[semconv.USAGE_INPUT_TOKENS] > 0
+            assert response[semconv.USAGE_OUTPUT_TOKENS] > 0
             assert prompt[semconv.PROMPT_TEXT] in prompt[semconv.GEN_AI_INPUT_MESSAGES]
             assert response[semconv.RESPONSE_TEXT] in response[semconv.GEN_AI_OUTPUT_MESSAGES]
+        calls = [
+            span
+            for span in spans
+            if span.get("parentSpanId") == by_name[name]["spanId"] and span["name"] == CALL_SPAN
+        ]
+        assert len(calls) == len(prompts)
+        for call, prompt in zip(calls, prompt_events, strict=True):
+            call_attributes = attributes(call)
+            assert call["kind"] in (3, "SPAN_KIND_CLIENT")
+            assert call_attributes[semconv.GEN_AI_OPERATION_NAME] == "chat"
+            assert call_attributes[semconv.GEN_AI_REQUEST_MODEL] == STAND_IN_MODEL
+            assert call_attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == prompt[semconv.USAGE_INPUT_TOKENS]
+            assert prompt[semconv.PROMPT_TEXT] in call_attributes[semconv.GEN_AI_INPUT_MESSAGES]
+
+    # What a trace summary summing gen_ai.usage.* over spans and events gets: each call once.
+    summed = sum(
+        int(each.get(semconv.GEN_AI_USAGE_INPUT_TOKENS, 0))
+        for span in spans
+        for each in [attributes(span), *(attributes(event) for event in span.get("events", []))]
+    )
+    recorded = sum(
+        int(attributes(event).get(semconv.USAGE_INPUT_TOKENS, 0))
+        for span in spans
+        for event in span.get("events", [])
+    )
+    assert summed == recorded > 0
 
 
 @PROTOCOLS
@@ -134,7 +165,7 @@ def test_the_demo_trace_reads_back_from_the_ui_api_with_each_pair_as_a_span_log(
     assert trace["traceID"] == trace_id
     spans = {span["operationName"]: span for span in trace["spans"]}
     assert {trace["processes"][span["processID"]]["serviceName"] for span in trace["spans"]} == {service}
-    root, title = spans["demo-session"], spans["demo-incident-title"]
+    root, title = spans["invoke_workflow demo-session"], spans["invoke_workflow demo-incident-title"]
     assert not root.get("references")
     assert title["references"] == [{"refType": "CHILD_OF", "traceID": trace_id, "spanID": root["spanID"]}]
 
@@ -156,9 +187,12 @@ def test_the_demo_trace_reads_back_from_the_ui_api_with_each_pair_as_a_span_log(
             # An array attribute becomes its JSON text in the UI's JSON (in /api/v3 it stays an array).
             assert response[semconv.GEN_AI_RESPONSE_FINISH_REASONS]["type"] == "string"
             assert response[semconv.GEN_AI_RESPONSE_FINISH_REASONS]["value"] == '["stop"]'
-            assert prompt[semconv.GEN_AI_USAGE_INPUT_TOKENS]["type"] == "int64"
-            assert prompt[semconv.GEN_AI_USAGE_INPUT_TOKENS]["value"] > 0
-            assert response[semconv.GEN_AI_USAGE_OUTPUT_TOKENS]["value"] > 0
+            assert prompt[semconv.USAGE_INPUT_TOKENS]["type"] == "int64"
+            assert prompt[semconv.USAGE_INPUT_TOKENS]["value"] > 0
+            assert response[semconv.USAGE_OUTPUT_TOKENS]["value"] > 0
+            assert (
+                semconv.GEN_AI_USAGE_INPUT_TOKENS not in prompt
+            )  # only the call span carries gen_ai.usage.*
             assert prompt[semconv.RECORD_ID]["value"] == response[semconv.RECORD_ID]["value"]
 
 

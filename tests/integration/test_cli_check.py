@@ -78,9 +78,12 @@ def test_the_check_sends_through_the_sender_configure_builds(
     monkeypatch.setattr(check, "build_sender", building)
     code, output = _check(capsys, "--endpoint", otlp_receiver.endpoint, "--protocol", otlp_receiver.protocol)
     assert code == EXIT_OK, output
-    assert encoded == [1]
+    assert encoded == [2]  # the recorder span and its pair's call span, in one request
     assert built == [otlp_receiver.protocol]
-    assert otlp_receiver.wait_for_spans(1)[0].name == CHECK_SPAN_NAME
+    assert sorted(span.name for span in otlp_receiver.wait_for_spans(2)) == [
+        f"chat {CHECK_MODEL}",
+        f"invoke_workflow {CHECK_SPAN_NAME}",
+    ]
 
 
 def test_an_accepted_span_arrives_with_its_prompt_and_response(
@@ -103,17 +106,17 @@ def test_an_accepted_span_arrives_with_its_prompt_and_response(
     assert "headers authorization from --header" in output
     assert SECRET not in output
 
-    span = otlp_receiver.span_named(CHECK_SPAN_NAME)
+    span = otlp_receiver.span_named("invoke_workflow " + CHECK_SPAN_NAME)
     assert span.resource_attributes["service.name"] == "check-test"
     assert otlp_receiver.headers()[0]["authorization"] == f"Bearer {SECRET}"
     prompt, response = span.events
     assert prompt.name == semconv.EVENT_PROMPT
     assert prompt.attributes[semconv.PROMPT_TEXT] == CHECK_PROMPT
     assert prompt.attributes[semconv.GEN_AI_REQUEST_MODEL] == CHECK_MODEL
-    assert prompt.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] > 0
+    assert prompt.attributes[semconv.USAGE_INPUT_TOKENS] > 0
     assert response.name == semconv.EVENT_RESPONSE
     assert response.attributes[semconv.RESPONSE_TEXT] == CHECK_RESPONSE
-    assert response.attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] > 0
+    assert response.attributes[semconv.USAGE_OUTPUT_TOKENS] > 0
     assert span.trace_id in output
 
 

@@ -44,8 +44,11 @@ def test_a_session_arrives_whole(otlp_receiver: Receiver) -> None:
         raise ValueError("bad ticket")
     assert flush(timeout=10)
 
-    spans = otlp_receiver.wait_for_spans(2)
-    session, followup = otlp_receiver.span_named("session"), otlp_receiver.span_named("followup")
+    otlp_receiver.wait_for_spans(4)
+    session, followup = (
+        otlp_receiver.span_named("invoke_workflow session"),
+        otlp_receiver.span_named("invoke_workflow followup"),
+    )
     assert session.parent_span_id == ""
     assert followup.parent_span_id == session.span_id
     assert followup.trace_id == session.trace_id
@@ -73,15 +76,22 @@ def test_a_session_arrives_whole(otlp_receiver: Receiver) -> None:
         "parts": [{"type": "text", "content": "Be brief."}],
     }
     assert prompt.attributes[semconv.GEN_AI_REQUEST_MODEL] == "gpt-4o-mini"
-    assert prompt.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == 11
+    assert prompt.attributes[semconv.USAGE_INPUT_TOKENS] == 11
     assert response.attributes[semconv.RESPONSE_TEXT] == "Printer jam."
-    assert response.attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == 3
+    assert response.attributes[semconv.USAGE_OUTPUT_TOKENS] == 3
     assert prompt.attributes[semconv.RECORD_ID] == response.attributes[semconv.RECORD_ID]
     assert [event.name for event in followup.events] == [semconv.EVENT_PROMPT, semconv.EVENT_RESPONSE]
     # The in-memory record names the very span that arrived.
     record = outer.records[0]
     assert (record.trace_id, record.span_id) == (session.trace_id, session.span_id)
-    assert len(spans) == 2
+    # Each pair's call span, a child of the span carrying its events, with its usage.
+    call = otlp_receiver.span_named("chat gpt-4o-mini")
+    assert (call.kind, call.parent_span_id) == ("CLIENT", session.span_id)
+    assert call.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == 11
+    assert call.attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == 3
+    assert call.attributes[semconv.RECORD_ID] == record.id
+    assert otlp_receiver.span_named("chat").parent_span_id == followup.span_id
+    assert len(otlp_receiver.spans()) == 4
 
 
 def test_a_thousand_pairs_arrive_as_two_thousand_events(otlp_receiver: Receiver) -> None:
@@ -98,8 +108,9 @@ def test_a_thousand_pairs_arrive_as_two_thousand_events(otlp_receiver: Receiver)
         str(event.attributes[semconv.PROMPT_TEXT]) for event in events if event.name == semconv.EVENT_PROMPT
     }
     assert prompts == {f"prompt {index}" for index in range(1_000)}
-    main = otlp_receiver.span_named("bulk")
-    segments = [span for span in spans if span.span_id != main.span_id]
+    main = otlp_receiver.span_named("invoke_workflow bulk")
+    segments = [span for span in spans if span.span_id != main.span_id and span.kind == "INTERNAL"]
+    assert len([span for span in otlp_receiver.spans() if span.kind == "CLIENT"]) == 1_000
     assert all(span.parent_span_id == main.span_id for span in segments)
     assert all(len(span.links) == 1 for span in segments)
     assert main.attributes[semconv.SEGMENT_COUNT] == len(segments) + 1
@@ -144,7 +155,7 @@ def test_configure_is_driven_purely_by_otel_variables_and_flushes_at_exit(otlp_r
     assert result.returncode == 0, result.stderr
     spans = otlp_receiver.wait_for_spans(4)
     assert sum(len(span.events) for span in spans) == 400
-    main = otlp_receiver.span_named("env-session")
+    main = otlp_receiver.span_named("invoke_workflow env-session")
     assert main.resource_attributes["service.name"] == "env-service"
     assert main.resource_attributes["deployment.environment"] == "ci"
     headers = otlp_receiver.headers()[0]
@@ -167,7 +178,7 @@ def test_an_unreachable_collector_is_reported_once_and_exit_is_bounded(protocol:
     assert "Traceback" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
-    assert f"could not deliver 4 spans to http://127.0.0.1:{port}" in lines[0]
+    assert f"could not deliver 204 spans to http://127.0.0.1:{port}" in lines[0]  # 4 + a call span per pair
     assert "connection refused" in lines[0]  # the cause, not a full queue (issue 11, item 8)
     # The documented bound is the 5 s shutdown timeout; allow for interpreter start-up.
     assert elapsed < 15, elapsed
@@ -206,7 +217,7 @@ def test_exit_with_a_collector_that_never_answers_takes_about_shutdown_timeout(p
     assert result.returncode == 0, result.stderr
     took, failed = result.stdout.split()
     assert 1.5 <= float(took) <= 3.0, (took, result.stderr)
-    assert failed == "3"
+    assert failed == "6"  # three recorder spans and their pairs' call spans
     assert "Traceback" not in result.stderr
 
 
@@ -220,7 +231,7 @@ def test_a_collector_answering_errors_is_counted_and_flush_says_so(
     assert flush(timeout=10) is False
     assert failing_http_receiver.request_count >= 1
     (stats,) = delivery_stats()
-    assert stats.failed_spans == 1
+    assert stats.failed_spans == 2  # the recorder span and its pair's call span
     assert stats.exported_spans == 0
     assert stats.last_error is not None
     assert len(recorder) == 1
@@ -245,8 +256,8 @@ def test_the_demo_exports_its_session(otlp_receiver: Receiver, use_flags: bool) 
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    session = otlp_receiver.span_named("demo-session")
-    title = otlp_receiver.span_named("demo-incident-title")
+    session = otlp_receiver.span_named("invoke_workflow demo-session")
+    title = otlp_receiver.span_named("invoke_workflow demo-incident-title")
     assert title.parent_span_id == session.span_id
     assert len(session.events) == 4
     assert session.resource_attributes["service.name"] == "promptrecorder-demo"
@@ -276,7 +287,8 @@ def test_every_attribute_type_arrives_through_our_encoder(otlp_receiver: Receive
         trace.get_current_span().set_attribute("broken", "half a pair: \ud83d!")
     assert flush(timeout=10)
 
-    span = otlp_receiver.wait_for_spans(1)[0]
+    otlp_receiver.wait_for_spans(2)
+    span = otlp_receiver.span_named("invoke_workflow typed")
     received = {key: span.attributes[key] for key in [*attributes, "broken"]}
     assert received == {**attributes, "tags": ["a", "b"], "numbers": [1, 2, 3], "broken": "half a pair: ?!"}
     assert [event.name for event in span.events] == [semconv.EVENT_PROMPT, semconv.EVENT_RESPONSE]

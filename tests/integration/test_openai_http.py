@@ -70,7 +70,7 @@ def _exported_calls(
     """
     assert flush(timeout=10)
     spans = receiver.wait_for_spans(count + 1)
-    session = receiver.span_named(recorder_name)
+    session = receiver.span_named("invoke_workflow " + recorder_name)
     calls = sorted(
         (span for span in spans if span.kind == "CLIENT"), key=lambda span: span.start_time_unix_nano
     )
@@ -174,11 +174,11 @@ def test_a_chat_call_arrives_as_a_client_span_under_the_recorder_span(
     assert prompt.attributes[semconv.PROMPT_TEXT] == CAPITAL_QUESTION
     assert json.loads(str(prompt.attributes[semconv.GEN_AI_INPUT_MESSAGES])) == INPUT_MESSAGES
     assert prompt.attributes[semconv.GEN_AI_PROVIDER_NAME] == "127.0.0.1"
-    assert prompt.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == completion.usage.prompt_tokens
+    assert prompt.attributes[semconv.USAGE_INPUT_TOKENS] == completion.usage.prompt_tokens
     assert response.attributes[semconv.RESPONSE_TEXT] == ANSWER
     assert response.attributes[semconv.GEN_AI_RESPONSE_MODEL] == MODEL
     assert response.attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] == ["stop"]
-    assert response.attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == completion.usage.completion_tokens
+    assert response.attributes[semconv.USAGE_OUTPUT_TOKENS] == completion.usage.completion_tokens
     assert call.start_time_unix_nano <= prompt.time_unix_nano < response.time_unix_nano
     assert response.time_unix_nano <= call.end_time_unix_nano
     [record] = recorder.records
@@ -214,9 +214,16 @@ def test_every_client_is_recorded_after_instrument_openai_without_a_client(
         client.chat.completions.create(model=MODEL, messages=MESSAGES)
 
     assert flush(timeout=10)
-    assert sorted(span.name for span in receiver.spans()) == [f"chat {MODEL}", "everyone", "undone"]
-    assert receiver.span_named(f"chat {MODEL}").parent_span_id == receiver.span_named("everyone").span_id
-    assert _pairs(receiver.span_named("undone")) == []
+    assert sorted(span.name for span in receiver.spans()) == [
+        f"chat {MODEL}",
+        "invoke_workflow everyone",
+        "invoke_workflow undone",
+    ]
+    assert (
+        receiver.span_named(f"chat {MODEL}").parent_span_id
+        == receiver.span_named("invoke_workflow everyone").span_id
+    )
+    assert _pairs(receiver.span_named("invoke_workflow undone")) == []
 
 
 def test_calls_outside_any_recorder_pass_through_unrecorded(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.trace import SpanKind
 
 from promptrecorder import PromptRecorder, autorecord, settings
 from promptrecorder.export.otlp_encode import EncodedSpan, encode_span
@@ -15,14 +16,20 @@ from promptrecorder.recording import semconv
 
 
 class SizeOfEachSpan(SpanProcessor):
-    """Encodes each span as it ends and keeps only its size and how many pairs it holds."""
+    """Encodes each span as it ends and keeps only its size and how many pairs it holds (of the
+    spans carrying events; the pairs' call spans, one pair each, are only counted)."""
 
     def __init__(self) -> None:
         self.spans: list[tuple[int, int]] = []
+        self.calls = 0
 
     def on_end(self, span: ReadableSpan) -> None:
         encoded = encode_span(span)
         assert isinstance(encoded, EncodedSpan)
+        if span.kind is SpanKind.CLIENT:
+            self.calls += 1
+            assert len(encoded.payload) <= settings.DEFAULT_MAX_SPAN_BYTES
+            return
         pairs = sum(1 for event in span.events if event.name == semconv.EVENT_PROMPT)
         self.spans.append((len(encoded.payload), pairs))
 
@@ -38,6 +45,7 @@ def record_long_block(event_limit: int | None, monkeypatch: pytest.MonkeyPatch) 
         for _ in range(40_000):
             autorecord("p" * 1024, "r" * 1024)
     provider.shutdown()
+    assert sizes.calls == 40_000
     return sizes.spans
 
 

@@ -170,11 +170,11 @@ def test_three_thousand_requests_with_4_kb_pairs_all_arrive_in_requests_the_rece
         flushed = flush(timeout=30)
         _assert_within_limit(receiver)
         received = _prompt_ids(receiver)
-        assert receiver.span_count() == 3_000
+        assert receiver.span_count() == 6_000  # a recorder span and a call span per record
         assert set(received) == set(ids)
         assert all(count == 1 for count in received.values())
         [stats] = delivery_stats()
-        assert (stats.exported_spans, stats.failed_spans) == (3_000, 0)
+        assert (stats.exported_spans, stats.failed_spans) == (6_000, 0)
         assert stats.largest_request_bytes == max(request.size for request in receiver.requests_seen())
         assert flushed is True
 
@@ -198,10 +198,11 @@ def test_forty_thousand_1_kb_pairs_in_one_recorder_all_arrive() -> None:
                 record = autorecord(f"{index:08d}{body}", "r" * 1024)
                 assert record is not None
                 ids.append(record.id)
-                if index % 10_000 == 9_999:
-                    # 40,000 pairs are ~180 MB of OTLP, recorded here in seconds, and this
+                if index % 1_000 == 999:
+                    # 40,000 pairs are ~360 MB of OTLP and 40,000 call spans, recorded here in
+                    # seconds, and this
                     # receiver shares the test's GIL: without a pause the bounded export queue
-                    # (64 MiB) overflows, counted, which is not what this test is about.
+                    # (64 MiB, 2,048 spans) overflows, counted, which is not what this test is about.
                     flush(timeout=30)
         flushed = flush(timeout=40)
         _assert_within_limit(receiver)
@@ -233,9 +234,14 @@ def test_a_huge_prompt_arrives_truncated_with_its_original_length(protocol: str,
             record = autorecord("q" * size, "ok", model="m")
         assert flush(timeout=20) is True
         _assert_within_limit(receiver)
-        [span] = receiver.spans()
+        span = receiver.span_named("invoke_workflow big")
+        call = receiver.span_named("chat m")
     assert record is not None
     assert len(record.prompt) == size
+    # The call span carries the same cut text, in its input messages.
+    assert json.loads(str(call.attributes[semconv.GEN_AI_INPUT_MESSAGES]))[0]["parts"][0]["content"].endswith(
+        TRUNCATION_MARKER
+    )
     prompt = next(event for event in span.events if event.name == semconv.EVENT_PROMPT)
     text = str(prompt.attributes[semconv.PROMPT_TEXT])
     assert text.endswith(TRUNCATION_MARKER)
@@ -266,10 +272,17 @@ def test_five_megabyte_metadata_and_attributes_arrive_bounded_and_take_nothing_d
         _assert_within_limit(receiver)
         names = Counter(span.name for span in receiver.spans())
         metadata_span, attribute_span = (
-            receiver.span_named("big-metadata"),
-            receiver.span_named("big-attribute"),
+            receiver.span_named("invoke_workflow big-metadata"),
+            receiver.span_named("invoke_workflow big-attribute"),
         )
-    assert names == Counter({"req": 20, "big-metadata": 1, "big-attribute": 1})
+    assert names == Counter(
+        {
+            "invoke_workflow req": 20,
+            "invoke_workflow big-metadata": 1,
+            "invoke_workflow big-attribute": 1,
+            "chat m": 22,
+        }
+    )
     exported = [
         value
         for event in metadata_span.events
@@ -322,11 +335,13 @@ def test_a_refused_span_without_a_spool_takes_nothing_else_with_it(
         assert all(count == 1 for count in received.values())
         assert poisoned_trace not in {span.trace_id for span in receiver.spans()}
         [stats] = delivery_stats()
-        assert stats.exported_spans == 49
-        assert stats.rejected_spans == 1
+        # The poisoned pair's recorder span and its call span both carry the marker.
+        assert stats.exported_spans == 98
+        assert stats.rejected_spans == 2
         assert flushed is False  # a span was lost: flush() does not claim otherwise
+    # One line per refused span: the poisoned recorder span and its call span.
     naming = [message for message in _ours(caplog) if poisoned_trace in message]
-    assert len(naming) == 1, _ours(caplog)
+    assert len(naming) == 2, _ours(caplog)
 
 
 @PROTOCOLS
@@ -357,10 +372,11 @@ def test_a_refused_span_in_the_spool_is_set_aside_and_what_is_behind_it_flows(
             assert all(count == 1 for count in received.values())
             [stats] = delivery_stats()
             assert stats.spool_backlog_spans == 0
-            assert stats.rejected_spans == 1
+            assert stats.rejected_spans == 2  # the poisoned recorder span and its call span
             assert flush(timeout=5) is True  # nothing jams: nothing lost or waiting since
+    # One line per refused span: the poisoned recorder span and its call span.
     naming = [message for message in _ours(caplog) if poisoned_trace in message]
-    assert len(naming) == 1, _ours(caplog)
+    assert len(naming) == 2, _ours(caplog)
 
 
 # --- (e) year-1 timestamps ------------------------------------------------------------------------
@@ -394,7 +410,9 @@ def test_a_year_one_timestamp_is_refused_at_the_call_or_exported_never_failing_a
         [stats] = delivery_stats()
     if refusal is not None:
         assert "started_at" in str(refusal)
-    assert names == Counter({"req": 20, "year-one": 1})
+    assert names == Counter(
+        {"invoke_workflow req": 20, "invoke_workflow year-one": 1, "chat m": 20 + (refusal is None)}
+    )
     assert stats.failed_spans == 0
     assert flushed is True
 
@@ -504,8 +522,8 @@ def test_a_child_forked_mid_export_delivers_its_own_spans_and_counts_only_them(
     report = json.loads(result.read_text(encoding="utf-8"))
     assert report["flushed"] is True, report
     assert report["seconds"] < CHILD_FLUSH_S
-    assert (report["exported"], report["failed"]) == ([100], [0]), report
-    assert names == Counter({"parent": 20, "child": 100})
+    assert (report["exported"], report["failed"]) == ([200], [0]), report  # with the call spans
+    assert names == Counter({"invoke_workflow parent": 20, "invoke_workflow child": 100, "chat m": 120})
     assert all(count == 1 for count in records.values())
     assert outcome["parent_flushed"] is True
 
@@ -603,12 +621,19 @@ def test_children_forked_with_a_spool_keep_their_own_files_and_drain_them(
         records = _prompt_ids(receiver)
     outcome = json.loads(stdout.strip().splitlines()[-1])
     assert outcome["children"] == [0, 0], stderr
-    assert [report["backlog"] for report in spooled] == [[50], [50]], spooled
+    assert [report["backlog"] for report in spooled] == [[100], [100]], spooled  # with the call spans
     assert [json.loads((work / f"child-{child}.json").read_text())["second"] for child in range(2)] == [
         True,
         True,
     ]
-    assert names == Counter({"parent": 10, "child-0": 50, "child-1": 50})
+    assert names == Counter(
+        {
+            "invoke_workflow parent": 10,
+            "invoke_workflow child-0": 50,
+            "invoke_workflow child-1": 50,
+            "chat m": 110,
+        }
+    )
     assert all(count == 1 for count in records.values())
     assert outcome["parent_flushed"] is True
 
@@ -645,7 +670,7 @@ def test_recording_after_shutdown_is_counted_warned_once_and_configure_brings_de
         assert flush(timeout=10) is True
         names = [span.name for span in receiver.spans()]
     assert flushed is False
-    assert stats.shutdown_dropped_spans == 2
-    assert [recorder.delivery.dropped for recorder in recorders] == [1, 1]
+    assert stats.shutdown_dropped_spans == 4  # two recorder spans and their pairs' call spans
+    assert [recorder.delivery.dropped for recorder in recorders] == [2, 2]
     assert len([message for message in said if re.search(r"shut\s?down", message, re.IGNORECASE)]) == 1, said
-    assert names == ["again"]
+    assert sorted(names) == ["chat m", "invoke_workflow again"]

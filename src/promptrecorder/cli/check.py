@@ -170,7 +170,8 @@ def run_check(target: Target) -> Outcome:
 
 
 def send_test_span(target: Target) -> Outcome:
-    """Record one recorder span with one prompt/response pair and send it, in one attempt."""
+    """Record one recorder span with one prompt/response pair (and the pair's call span) and
+    send them, in one request, in one attempt."""
     spans = InMemorySpanExporter()
     provider = TracerProvider(
         resource=Resource.create({SERVICE_NAME: target.service_name}), shutdown_on_exit=False

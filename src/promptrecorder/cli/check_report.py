@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from promptrecorder import settings
 from promptrecorder.cli.check import CHECK_SPAN_NAME, Outcome, Problem, Target
+from promptrecorder.recording import semconv
 
 _PROTOCOL_NAMES = {"grpc": "OTLP/gRPC", "http/protobuf": "OTLP/HTTP"}
 _DEFAULT_PORTS = "4318 for OTLP/HTTP, 4317 for OTLP/gRPC"
@@ -56,7 +57,8 @@ def _accepted(target: Target, outcome: Outcome) -> tuple[str, str]:
     trace = f"trace {outcome.trace_id}" if outcome.trace_id else "its trace"
     return (
         f"accepted: {target.address} took the test span {took} ({trace}).".replace("  ", " "),
-        f"next: look for service {target.service_name!r}, span {CHECK_SPAN_NAME!r} in your backend "
+        f"next: look for service {target.service_name!r}, span "
+        f"{semconv.WORKFLOW_SPAN_PREFIX + CHECK_SPAN_NAME!r} in your backend "
         "(in Jaeger's UI: Search, or /trace/<trace id>); its Logs hold the test prompt and response.",
     )
 

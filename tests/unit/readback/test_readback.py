@@ -51,9 +51,11 @@ LONG_PROMPT = "".join(f"line {n}: {'x' * 40}\n" for n in range(4_500))[:200_000]
 
 def record_session(provider: TracerProvider) -> PromptRecorder:
     """Nested recorders, a segment rollover, a cut prompt, messages, tool calls, a bot call
-    with its CLIENT span, a failed call, a stream stopped early, usage and metadata: what the
-    tests read back."""
-    session = PromptRecorder("support-session", tracer_provider=provider, max_content_length=LIMIT)
+    with its CLIENT span, a failed call, a stream stopped early, usage and metadata, a
+    conversation id (the outer recorder's; the inner one has none): what the tests read back."""
+    session = PromptRecorder(
+        "support-session", tracer_provider=provider, max_content_length=LIMIT, conversation_id="ticket-42"
+    )
     inner = PromptRecorder("triage", tracer_provider=provider, max_content_length=LIMIT)
     server = FakeOpenAI(
         completion("Let me look that up.", tool_calls=[tool_call("lookup_order", {"order": 42})]),
@@ -162,6 +164,7 @@ def test_every_recorded_pair_reads_back_equal_to_the_record_in_memory(
     calls, usage, metadata, the failed call's error and the bot's finish reasons."""
     expected = [as_exported(record) for record in session.records]
     assert len(expected) == 76
+    assert {record.conversation_id for record in expected} == {"ticket-42", None}
     assert len({record.span_id for record in expected}) >= 3  # the recorder span, the inner one, a segment
 
     assert read_otlp_json(otlp_json(tracing)) == expected

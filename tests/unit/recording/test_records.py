@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from promptrecorder import PromptRecorder, autorecord
 from promptrecorder.errors import MissingDependencyError, PromptRecorderError
 from promptrecorder.recording.records import (
     PromptRecord,
@@ -490,3 +491,15 @@ def test_html_shows_tokens_and_latency() -> None:
     page = records_html("nb", [record])
     assert "<td>12→34</td>" in page
     assert "<td>1.250s</td>" in page
+
+
+def test_the_conversation_id_travels_through_jsonl_and_the_dataframe(tmp_path: Path) -> None:
+    """PromptRecord.conversation_id is kept by to_jsonl/from_jsonl and is a DataFrame column."""
+    with PromptRecorder("conv", conversation_id="ticket-42") as recorder:
+        autorecord("p", "r")
+    path = tmp_path / "records.jsonl"
+    recorder.to_jsonl(path)
+    assert json.loads(path.read_text(encoding="utf-8"))["conversation_id"] == "ticket-42"
+    assert PromptRecorder.from_jsonl(path).records == recorder.records
+    pytest.importorskip("pandas")
+    assert list(recorder.dataframe()["conversation_id"]) == ["ticket-42"]
