@@ -17,6 +17,8 @@ from collections.abc import Callable
 import grpc
 import pytest
 
+from promptrecorder.cli.check import CHECK_MODEL
+
 from .conftest import v3_spans, wait_for_trace
 from .processes import Collector, Jaeger, http_get
 
@@ -42,14 +44,18 @@ def run_check(*args: str) -> subprocess.CompletedProcess[str]:
 def test_check_is_accepted_by_the_real_collector_and_its_span_reaches_jaeger(
     protocol: str, collector: Collector, jaeger: Jaeger
 ) -> None:
-    """Exit 0, `accepted`, and the test span (service promptrecorder-check) is in Jaeger by its trace id."""
+    """Exit 0, `accepted`, and the test spans (service promptrecorder-check: the recorder span and
+    its pair's call span) are in Jaeger by their trace id."""
     result = run_check("--endpoint", collector.endpoint(protocol), "--protocol", protocol)
     assert result.returncode == 0, result.stdout
     assert "accepted" in result.stdout
     trace_id = result.stdout.split("(trace ", 1)[1][:32]
-    spans = v3_spans(wait_for_trace(jaeger, trace_id, lambda answer: bool(v3_spans(answer))))
-    assert [span["name"] for span in spans] == ["promptrecorder-check"]
-    assert spans[0]["_resource"]["service.name"] == {"stringValue": "promptrecorder-check"}
+    spans = v3_spans(wait_for_trace(jaeger, trace_id, lambda answer: len(v3_spans(answer)) >= 2))
+    assert sorted(span["name"] for span in spans) == [
+        f"chat {CHECK_MODEL}",
+        "invoke_workflow promptrecorder-check",
+    ]
+    assert all(span["_resource"]["service.name"] == {"stringValue": "promptrecorder-check"} for span in spans)
 
 
 def test_check_over_grpc_at_the_http_port_says_it_does_not_speak_grpc(collector: Collector) -> None:

@@ -72,11 +72,16 @@ def test_a_long_block_past_128_events_and_a_200_000_character_prompt_arrive_whol
     carrying = [span for span in spans if span.get("events")]
     assert len(carrying) > 1, "800 events cannot fit one span's 128: segments were expected"
     assert all(len(span["events"]) <= 128 for span in carrying)
+    # Each pair's call span, a child of the span carrying its events, with its record id.
+    calls = [span for span in spans if span["name"] == "chat m"]
+    assert {str(attributes(call)[semconv.RECORD_ID]) for call in calls} == ids
+    carrier_ids = {span["spanId"] for span in carrying}
+    assert all(call["parentSpanId"] in carrier_ids for call in calls)
 
     [big_event] = [
         attributes(event)
         for span in spans
-        for event in span["events"]
+        for event in span.get("events", [])
         if event["name"] == semconv.EVENT_PROMPT and attributes(event)[semconv.RECORD_ID] == big.id
     ]
     text = big_event[semconv.PROMPT_TEXT]
@@ -93,7 +98,8 @@ def test_three_thousand_requests_with_4_kb_pairs_all_arrive_in_jaeger(
     """A busy service: 3,000 requests (each its own trace) of 4 KB pairs, every one found in Jaeger once.
 
     Needs export requests bounded in bytes: 512 spans of ~16 KB exceed the Collector's stock
-    4 MiB gRPC limit. Nothing may be refused: delivery_stats() counts 3,000 exported.
+    4 MiB gRPC limit. Nothing may be refused: delivery_stats() counts 6,000 exported (each
+    request's recorder span and its pair's call span).
     """
     configure(endpoint=collector.endpoint(protocol), protocol=protocol, service_name=_service("busy"))
     prompt, response = "p" * 4096, "r" * 4096
@@ -108,7 +114,7 @@ def test_three_thousand_requests_with_4_kb_pairs_all_arrive_in_jaeger(
             flush(timeout=30)
     assert flush(timeout=60) is True
     [stats] = delivery_stats()
-    assert (stats.exported_spans, stats.failed_spans) == (3_000, 0)
+    assert (stats.exported_spans, stats.failed_spans) == (6_000, 0)
 
     def found(trace_id: str) -> tuple[str, Counter[str]]:
         answer = wait_for_trace(jaeger, trace_id, _prompt_count(1), timeout=30)
