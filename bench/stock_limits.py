@@ -83,7 +83,8 @@ def produce(pipeline: str, endpoint: str, rate: float, seconds: float, pair_byte
         stats = delivery_stats()
         shutdown(timeout=5)
         counted = {"exported_spans": stats[0].exported_spans, "failed_spans": stats[0].failed_spans}
-        return {"sent": sent, "produce_s": produce_s, "flush_s": flush_s, "flushed": flushed, **counted}
+        # Spans sent: each request's recorder span and its pair's call span.
+        return {"sent": 2 * sent, "produce_s": produce_s, "flush_s": flush_s, "flushed": flushed, **counted}
 
     import uuid
 
