@@ -481,7 +481,7 @@ def test_a_block_stopped_by_a_base_exception_is_not_marked_failed(
     with pytest.raises(stop), PromptRecorder("stopped", tracer_provider=tracing.provider):
         autorecord("p", "r")
         raise stop()
-    span = tracing.span("stopped")
+    span = tracing.span("invoke_workflow stopped")
     assert span.status.status_code is StatusCode.UNSET
     assert span.attributes is not None
     assert semconv.ERROR_TYPE not in span.attributes
