@@ -224,8 +224,10 @@ def test_exit_with_a_collector_that_never_answers_takes_about_shutdown_timeout(p
 def test_a_collector_answering_errors_is_counted_and_flush_says_so(
     failing_http_receiver: FailingHttpReceiver,
 ) -> None:
-    """A 500 from the collector: flush() is False, the loss is counted, and the app never sees an error."""
-    configure(endpoint=failing_http_receiver.endpoint, protocol="http/protobuf")
+    """A 500 from the collector: retried until the export timeout, then flush() is False, the loss is
+    counted, and the app never sees an error."""
+    # An export timeout shorter than flush's: retries use the whole export timeout before giving up.
+    configure(endpoint=failing_http_receiver.endpoint, protocol="http/protobuf", timeout=3)
     with PromptRecorder("rejected") as recorder:
         autorecord("p", "r")
     assert flush(timeout=10) is False

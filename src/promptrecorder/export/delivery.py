@@ -230,10 +230,8 @@ class Delivery:
         if deadline is not None:
             end = min(end, deadline)
         delay = RETRY_FIRST_DELAY_S
-        while True:
-            left = end - time.monotonic()
-            if left <= 0:
-                return SendResult(False, True, False, "not sent: no time left before the shutdown deadline")
+        result = SendResult(False, True, False, "not sent: no time left before the shutdown deadline")
+        while (left := end - time.monotonic()) > 0:
             result = self._send_once(body, left)
             retryable = result.retryable
             if not result.delivered and not result.splittable:
@@ -242,8 +240,11 @@ class Delivery:
                 return result
             pause = result.retry_after if result.retry_after is not None else random.uniform(delay / 2, delay)
             delay = min(delay * 2, RETRY_MAX_DELAY_S)
-            if time.monotonic() + pause >= end or self._stop.wait(pause):
+            # Wait at most until the end: a collector back before then still gets a last try,
+            # so a deadline is used whole rather than given up a back-off early.
+            if self._stop.wait(max(0.0, min(pause, end - time.monotonic()))):
                 return result
+        return result
 
     def _send_once(self, body: bytes, timeout: float) -> SendResult:
         self.report.sending(len(body))
