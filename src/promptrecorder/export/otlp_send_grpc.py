@@ -59,6 +59,41 @@ _CHANNEL_OPTIONS: Final = (
 )
 
 
+# What grpc's details say of an UNAVAILABLE call, first match wins: the words to look for,
+# whether the same request may pass later, our reason, and the cause. "timed out" comes last:
+# a channel waiting to reconnect fails calls at once with its last attempt's error.
+_UNAVAILABLE_CAUSES: tuple[tuple[tuple[str, ...], bool, str, str], ...] = (
+    (("refused",), True, "connection refused ({where})", CAUSE_REFUSED),
+    (
+        ("certificate_verify_failed", "certificate verify failed"),
+        False,
+        "TLS: certificate verify failed ({where})",
+        CAUSE_TLS_UNTRUSTED,
+    ),
+    (
+        ("wrong_version_number", "http_request"),
+        False,
+        "TLS: the server answered in plain text ({where})",
+        CAUSE_TLS_NOT_SPOKEN,
+    ),
+    (("ssl", "handshake", "tsi_"), False, "TLS: {details} ({where})", CAUSE_TLS),
+    (
+        ("http1", "http status", "parsing http/2"),
+        True,
+        "wrong protocol: {where} is not a gRPC server (it answers HTTP/1.x)",
+        CAUSE_WRONG_PROTOCOL,
+    ),
+    (("dns", "resolve", "name or service not known"), True, "unknown host ({where})", CAUSE_UNRESOLVED),
+    (
+        ("socket closed", "reset", "end of tcp stream"),
+        True,
+        "connection closed without an answer ({where})",
+        CAUSE_CLOSED_CONNECTION,
+    ),
+    (("timed out",), True, "timeout: connecting timed out ({where})", CAUSE_TIMEOUT),
+)
+
+
 class GrpcSender:
     """Sends OTLP/gRPC trace requests to one endpoint. See ``otlp_send.OtlpSender``."""
 
@@ -122,68 +157,10 @@ class GrpcSender:
             return SendResult(*args, **kwargs)
 
         if code == "UNAVAILABLE":
-            if "refused" in lowered:
-                return result(
-                    False, True, False, f"connection refused ({where})", status=code, cause=CAUSE_REFUSED
-                )
-            if "certificate_verify_failed" in lowered or "certificate verify failed" in lowered:
-                return result(
-                    False,
-                    False,
-                    False,
-                    f"TLS: certificate verify failed ({where})",
-                    status=code,
-                    cause=CAUSE_TLS_UNTRUSTED,
-                )
-            if "wrong_version_number" in lowered or "http_request" in lowered:
-                return result(
-                    False,
-                    False,
-                    False,
-                    f"TLS: the server answered in plain text ({where})",
-                    status=code,
-                    cause=CAUSE_TLS_NOT_SPOKEN,
-                )
-            if "ssl" in lowered or "handshake" in lowered or "tsi_" in lowered:
-                return result(False, False, False, f"TLS: {details} ({where})", status=code, cause=CAUSE_TLS)
-            if "http1" in lowered or "http status" in lowered or "parsing http/2" in lowered:
-                return result(
-                    False,
-                    True,
-                    False,
-                    f"wrong protocol: {where} is not a gRPC server (it answers HTTP/1.x)",
-                    status=code,
-                    cause=CAUSE_WRONG_PROTOCOL,
-                )
-            if "dns" in lowered or "resolve" in lowered or "name or service not known" in lowered:
-                return result(
-                    False,
-                    True,
-                    False,
-                    f"unknown host ({where})",
-                    status=code,
-                    cause=CAUSE_UNRESOLVED,
-                )
-            if "socket closed" in lowered or "reset" in lowered or "end of tcp stream" in lowered:
-                return result(
-                    False,
-                    True,
-                    False,
-                    f"connection closed without an answer ({where})",
-                    status=code,
-                    cause=CAUSE_CLOSED_CONNECTION,
-                )
-        if code == "UNAVAILABLE" and "timed out" in lowered:
-            # The channel's connection attempt timed out (perhaps an earlier one: a channel
-            # waiting to reconnect fails calls at once with the last attempt's error).
-            return result(
-                False,
-                True,
-                False,
-                f"timeout: connecting timed out ({where})",
-                status=code,
-                cause=CAUSE_TIMEOUT,
-            )
+            for words, retryable, template, cause in _UNAVAILABLE_CAUSES:
+                if any(word in lowered for word in words):
+                    said = template.format(where=where, details=details)
+                    return result(False, retryable, False, said, status=code, cause=cause)
         if code == "DEADLINE_EXCEEDED":
             return result(
                 False,
