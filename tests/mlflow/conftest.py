@@ -16,35 +16,33 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.opt_in_servers import (
+    LOOPBACK,
+    free_port,
+    skip_unless_opted_in,
+    stop_process_group,
+    wait_until_healthy,
+)
+
 _HERE = Path(__file__).parent
 OPT_IN = "PROMPTRECORDER_MLFLOW"
-LOOPBACK = "127.0.0.1"
-_START_TIMEOUT_S = 120.0
-_STOP_TIMEOUT_S = 20.0
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if os.environ.get(OPT_IN) == "1":
-        return
-    skip = pytest.mark.skip(
-        reason=f"the MLflow tier is opt-in: set {OPT_IN}=1 in an environment with mlflow installed"
+    skip_unless_opted_in(
+        items,
+        _HERE,
+        OPT_IN,
+        f"the MLflow tier is opt-in: set {OPT_IN}=1 in an environment with mlflow installed",
     )
-    for item in items:
-        if item.path.is_relative_to(_HERE):
-            item.add_marker(skip)
 
 
 @dataclass(frozen=True)
@@ -56,42 +54,13 @@ class Mlflow:
     log: Path
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """Terminate the server's process group (it forks uvicorn workers), then kill it."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(timeout=_STOP_TIMEOUT_S)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mlflow]:
     """``mlflow server`` on 127.0.0.1 with a throwaway SQLite store, for the whole session."""
     if importlib.util.find_spec("mlflow") is None:
         pytest.fail(f"{OPT_IN}=1 but mlflow is not installed for {sys.executable}: use .ci/run-mlflow")
     workdir = tmp_path_factory.mktemp("mlflow")
-    port = _free_port()
+    port = free_port()
     environment = {
         **os.environ,
         "MLFLOW_DISABLE_TELEMETRY": "true",
@@ -118,12 +87,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mlflow]:
         )  # fmt: skip
     server = Mlflow(url=f"http://{LOOPBACK}:{port}", port=port, log=log)
     try:
-        deadline = time.monotonic() + _START_TIMEOUT_S
-        while not _healthy(server.url):
-            if process.poll() is not None or time.monotonic() > deadline:
-                tail = log.read_text(errors="replace")[-3000:]
-                pytest.fail(f"MLflow did not become healthy within {_START_TIMEOUT_S:.0f} s:\n{tail}")
-            time.sleep(0.5)
+        wait_until_healthy("MLflow", f"{server.url}/health", process, log)
         yield server
     finally:
-        _stop(process)
+        stop_process_group(process)

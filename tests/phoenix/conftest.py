@@ -13,34 +13,33 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.opt_in_servers import (
+    LOOPBACK,
+    free_port,
+    skip_unless_opted_in,
+    stop_process_group,
+    wait_until_healthy,
+)
+
 _HERE = Path(__file__).parent
 OPT_IN = "PROMPTRECORDER_PHOENIX"
-LOOPBACK = "127.0.0.1"
-_START_TIMEOUT_S = 120.0
-_STOP_TIMEOUT_S = 20.0
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if os.environ.get(OPT_IN) == "1":
-        return
-    skip = pytest.mark.skip(
-        reason=f"the Phoenix tier is opt-in: set {OPT_IN}=1 in an environment with arize-phoenix installed"
+    skip_unless_opted_in(
+        items,
+        _HERE,
+        OPT_IN,
+        f"the Phoenix tier is opt-in: set {OPT_IN}=1 in an environment with arize-phoenix installed",
     )
-    for item in items:
-        if item.path.is_relative_to(_HERE):
-            item.add_marker(skip)
 
 
 @dataclass(frozen=True)
@@ -54,21 +53,6 @@ class Phoenix:
     log: Path
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
-
-
 @pytest.fixture(scope="session")
 def phoenix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Phoenix]:
     """Phoenix on 127.0.0.1 with a throwaway working directory (SQLite), for the whole session."""
@@ -78,9 +62,9 @@ def phoenix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Phoenix]:
             "pip install 'promptrecorder[phoenix]' (in a venv of its own; it is about 850 MB)"
         )
     workdir = tmp_path_factory.mktemp("phoenix")
-    http_port, grpc_port = _free_port(), _free_port()
+    http_port, grpc_port = free_port(), free_port()
     while grpc_port == http_port:
-        grpc_port = _free_port()
+        grpc_port = free_port()
     environment = {
         **os.environ,
         "PHOENIX_HOST": LOOPBACK,
@@ -101,6 +85,7 @@ def phoenix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Phoenix]:
             env=environment,
             stdout=output,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, stopped as one
         )
     server = Phoenix(
         http_url=f"http://{LOOPBACK}:{http_port}",
@@ -110,17 +95,7 @@ def phoenix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Phoenix]:
         log=log,
     )
     try:
-        deadline = time.monotonic() + _START_TIMEOUT_S
-        while not _healthy(server.http_url):
-            if process.poll() is not None or time.monotonic() > deadline:
-                tail = log.read_text(errors="replace")[-3000:]
-                pytest.fail(f"Phoenix did not become healthy within {_START_TIMEOUT_S:.0f} s:\n{tail}")
-            time.sleep(0.5)
+        wait_until_healthy("Phoenix", f"{server.http_url}/healthz", process, log)
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=_STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=_STOP_TIMEOUT_S)
+        stop_process_group(process)
