@@ -10,14 +10,9 @@ What Phoenix 20.26.1 cannot show, asserted as what it does show instead:
   (the project); the service name is not in its API or UI.
 - Span links (segment span -> recorder span) are not stored; segments show as children.
 - Output messages: Phoenix builds ``llm.output_messages`` only from output messages that carry
-  a ``finish_reason`` (its model requires it). A plain ``autorecord`` pair has none (the design
-  of issue 14 leaves it out rather than invent "stop"), so its LLM span's Output pane is empty
-  (Phoenix synthesizes an ``output.value`` of ``{"model": ...}``) and its response is only in
-  the raw ``gen_ai.output.messages`` attribute (Attributes tab): asserted as such. Setting
-  ``output.value`` (or ``llm.output_messages.*``) on those spans would fill the pane.
-- A nested recorder given no conversation id records its pairs with none, so their spans
-  carry no ``session.id``; Phoenix still files the whole trace under the outer recorder's
-  conversation (any span of a trace attaches it to the session).
+  a ``finish_reason`` (its model requires it; the conventions now deprecate the field). A plain
+  ``autorecord`` pair has none, so its call span carries the response as OpenInference's
+  ``output.value`` as well, which fills the Output pane: asserted for every pair.
 - The Traces and Spans tables' input/output columns read only ``input.value`` /
   ``output.value`` (OpenInference); Phoenix never fills them from ``gen_ai.*`` messages, so
   they show "--" for spans that carry messages only (the detail view shows the messages).
@@ -118,24 +113,21 @@ def _llm_spans_by_prompt(spans: list[dict[str, Any]]) -> dict[str, dict[str, Any
 def _shown_and_expected(span: dict[str, Any], record: PromptRecord) -> tuple[dict[str, Any], dict[str, Any]]:
     """What Phoenix shows of a call, field by field, beside what the record says it should.
 
-    ``output`` is the Output pane's text (``llm.output_messages``, else ``output.value``). For a
-    pair without a finish reason Phoenix drops the output messages (see the module docstring):
-    its ``output`` is then the text of the raw ``gen_ai.output.messages`` attribute (Phoenix's
-    Attributes tab) and ``output_pane`` is False.
+    ``output`` is the Output pane's text: ``llm.output_messages`` (a call with a finish reason),
+    else ``output.value`` (a plain pair's call span carries the response there).
     """
     attributes = span["attributes"]
     output = _messages(attributes, "llm.output_messages")
     pane = output[0].get("content") if output else attributes.get("output.value")
     raw = message_texts(attributes.get(semconv.GEN_AI_OUTPUT_MESSAGES))
-    in_pane = pane == exported_text(record.response)
     shown = {
         "trace": span["context"]["trace_id"],
         "session": attributes.get("session.id"),
         "conversation": attributes.get("gen_ai.conversation.id"),
         "model": attributes.get("llm.model_name"),
         "input": _last_input_text(span),
-        "output": pane if in_pane or record.finish_reasons else (raw[0] if raw else None),
-        "output_pane": in_pane,
+        "output": pane,
+        "output_messages": raw[0] if raw else None,  # the Attributes tab's gen_ai.output.messages
         "input_tokens": attributes.get("llm.token_count.prompt"),
         "output_tokens": attributes.get("llm.token_count.completion"),
         "status": span["status_code"],
@@ -152,12 +144,11 @@ def _shown_and_expected(span: dict[str, Any], record: PromptRecord) -> tuple[dic
         "input_tokens": record.input_tokens,
         "output_tokens": record.output_tokens,
         "status": "UNSET",
-        # Phoenix 20.26.1 shows output messages only with a finish_reason (a bot call has one)
-        "output_pane": bool(record.finish_reasons) or in_pane,
+        "output_messages": exported_text(record.response),
     }
     if record.error is not None:
         expected["status"] = "ERROR"
-        del expected["output"], expected["output_pane"]  # a refused call has no output to show
+        del expected["output"], expected["output_messages"]  # a refused call has no output to show
     return shown, expected
 
 
@@ -208,11 +199,12 @@ def test_every_pair_of_a_whole_session_is_an_llm_span_in_phoenix(phoenix: Phoeni
     summary = Counter(f"{d.split('/')[0]} {d.split(' ')[1].rstrip(':')}" for d in differences)
     assert not differences, f"{len(differences)} differences {dict(summary)}:\n" + "\n".join(differences[:20])
 
-    # the conversation: the outer recorder's pairs carry its id; a nested recorder given none
-    # records none (record.conversation_id is None), and Phoenix files the whole trace under it
-    outer = [r for r in records if r.recorder == "support-session"]
-    assert {r.conversation_id for r in outer} == {session.conversation_id}
-    assert {llm[exported_text(r.prompt)]["attributes"]["session.id"] for r in outer} == {
+    # the conversation: every pair carries the outer recorder's id, the nested recorders'
+    # (given none) too; a bot's calls carry its own; Phoenix files the trace under the outer id
+    plain = [r for r in records if r.provider is None]
+    assert {r.recorder for r in plain} == {"support-session", "triage", "lookup"}
+    assert {r.conversation_id for r in plain} == {session.conversation_id}
+    assert {llm[exported_text(r.prompt)]["attributes"]["session.id"] for r in plain} == {
         session.conversation_id
     }
     quoted = urllib.parse.quote(session.conversation_id)

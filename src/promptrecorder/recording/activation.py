@@ -16,17 +16,19 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING
 
 from opentelemetry import context as otel_context
-from opentelemetry import trace
+from opentelemetry import metrics, trace
 from opentelemetry.trace import Link, Span, SpanKind
 from opentelemetry.util.types import AttributeValue
 
 from promptrecorder import settings
 from promptrecorder._diagnostics import warn_once
+from promptrecorder._version import __version__
 from promptrecorder.recording import ledger, semconv
 from promptrecorder.recording.events import EXCEPTION_EVENT_RESERVE, attributes_size, record_exception
 from promptrecorder.recording.redaction import ContentPolicy
@@ -42,6 +44,13 @@ _SDK_DEFAULT_EVENT_LIMIT = 128
 # Bytes a span takes in OTLP beside its name, attributes and events, at most: ids, parent,
 # times, kind, flags, status, one link, and the counts the recorder span gets at its end.
 _SPAN_OVERHEAD = 256
+
+_workflow_duration = metrics.get_meter(semconv.INSTRUMENTATION_NAME, __version__).create_histogram(
+    semconv.METRIC_INVOKE_WORKFLOW_DURATION,
+    unit="s",
+    description="Duration of GenAI workflow invocations (promptrecorder blocks)",
+    explicit_bucket_boundaries_advisory=[0.01, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600],
+)
 
 ACTIVE: ContextVar[tuple[Activation, ...]] = ContextVar("promptrecorder_active", default=())
 
@@ -127,7 +136,9 @@ class Activation:
 
     __slots__ = (
         "active_token",
+        "attributes",
         "closed",
+        "conversation_id",
         "first_input",
         "last_output",
         "lock",
@@ -145,14 +156,29 @@ class Activation:
         "span",
         "span_bytes",
         "spans",
+        "started_perf",
         "store",
     )
 
-    def __init__(self, recorder: PromptRecorder, spans: SpanStarter, store: RecordStore) -> None:
+    def __init__(
+        self,
+        recorder: PromptRecorder,
+        spans: SpanStarter,
+        store: RecordStore,
+        outer: Activation | None = None,
+    ) -> None:
         self.recorder = recorder
         self.spans = spans
         self.store = store
-        span = self.span = spans.start_or_invalid(spans.name, None, spans.attributes)
+        # A recorder given no conversation id takes the one of the recorder it is nested in:
+        # a nested block is part of the same conversation turn.
+        self.conversation_id = recorder.conversation_id
+        self.attributes = spans.attributes
+        if self.conversation_id is None and outer is not None and outer.conversation_id is not None:
+            self.conversation_id = outer.conversation_id
+            self.attributes = {**spans.attributes, semconv.GEN_AI_CONVERSATION_ID: outer.conversation_id}
+        self.started_perf = time.perf_counter()
+        span = self.span = spans.start_or_invalid(spans.name, None, self.attributes)
         self.recording = span.is_recording()
         # Events go to `segment`: the recorder span until it is full, then child segments.
         self.segment = span
@@ -162,7 +188,7 @@ class Activation:
         # records on exit.
         limit = _event_limit(span)
         self.room: int | None = None if limit is None else max(limit - 1, 2)
-        self.segment_bytes = _span_size(recorder.name, spans.attributes) + EXCEPTION_EVENT_RESERVE
+        self.segment_bytes = _span_size(recorder.name, self.attributes) + EXCEPTION_EVENT_RESERVE
         self.segment_pairs = 0
         self.span_bytes = 0  # the recorder span's own bytes, once a segment took over from it
         # The block's first input and last output messages, for the recorder span's end.
@@ -231,7 +257,7 @@ class Activation:
             {semconv.SEGMENT_LINK_REASON: semconv.SEGMENT_LINK_REASON_CONTINUES},
         )
         name = f"{self.spans.segment_name} segment {self.segment_index}"
-        attributes = {**self.spans.attributes, semconv.SEGMENT_INDEX: self.segment_index}
+        attributes = {**self.attributes, semconv.SEGMENT_INDEX: self.segment_index}
         token = otel_context.attach(trace.set_span_in_context(self.span))
         try:
             self.segment = self.spans.start_or_invalid(name, [link], attributes)
@@ -266,6 +292,21 @@ class Activation:
                     record_exception(span, self.policy, exc, self.recorder.max_content_length)
             finally:
                 span.end()
+            self._record_duration(exc)
+
+    def _record_duration(self, exc: BaseException | None) -> None:
+        # gen_ai.invoke_workflow.duration: the block's duration, as its span's, by workflow
+        # name; error.type only for an Exception, the same rule as the span's status.
+        attributes: dict[str, AttributeValue] = {
+            semconv.GEN_AI_OPERATION_NAME: semconv.OPERATION_INVOKE_WORKFLOW,
+            semconv.GEN_AI_WORKFLOW_NAME: self.spans.segment_name,
+        }
+        if isinstance(exc, Exception):
+            attributes[semconv.ERROR_TYPE] = type(exc).__qualname__
+        try:
+            _workflow_duration.record(time.perf_counter() - self.started_perf, attributes)
+        except Exception as failure:  # a failing meter must not break the block's exit
+            warn_once(logger, "workflow-duration", "promptrecorder could not record a metric: %r", failure)
 
     def _add_turn_messages(self, span: Span) -> None:
         # The workflow convention's opt-in turn input and output: the first prompt and the

@@ -215,7 +215,7 @@ class LLMCall:
         recorder = chain[-1].recorder
         policy = chain[-1].policy
         if request.conversation_id is None:  # a bot's own conversation, else the recorder's
-            request.conversation_id = recorder.conversation_id
+            request.conversation_id = chain[-1].conversation_id
         span: Span = trace.INVALID_SPAN
         prepared = None
         try:

@@ -67,9 +67,18 @@ def add_call_span(
     model: str | None,
     started_ns: int,
     ended_ns: int,
+    response_text: AttributeValue | None = None,
 ) -> Span:
-    """Start and end the call span of a plain pair under ``parent`` (raises what the tracer raises)."""
+    """Start and end the call span of a plain pair under ``parent`` (raises what the tracer raises).
+
+    ``response_text``, the response as its event carries it (already cut), also goes on the
+    span as OpenInference's ``output.value``: Phoenix drops GenAI output messages that have
+    no ``finish_reason``, and a plain pair has none (inventing one would be wrong; the
+    conventions deprecate the field). Not in ``attributes``, which the log record shares.
+    """
     name = name_text(f"{semconv.OPERATION_CHAT} {model}" if model else semconv.OPERATION_CHAT)
+    if response_text is not None:
+        attributes = {**attributes, semconv.OPENINFERENCE_OUTPUT_VALUE: response_text}
     span = activation.spans.start(name, None, attributes, SpanKind.CLIENT, parent, started_ns)
     span.end(ended_ns)
     return span

@@ -174,7 +174,7 @@ def _autorecord(
             input_tokens=input_tokens,
             output_tokens=output_tokens,
             metadata=_merge_metadata(metadata, more),
-            conversation_id=chain[-1].recorder.conversation_id,
+            conversation_id=chain[-1].conversation_id,
         ),
     )
 
@@ -366,6 +366,7 @@ def _describe_call(
             model if isinstance(model, str) else None,
             pair.started_ns,
             pair.ended_ns,
+            response_attributes.get(semconv.RESPONSE_TEXT) if keeps_text else None,
         )
     if log_events.enabled():
         log_events.emit(attributes, call_span, pair.ended_ns)

@@ -107,9 +107,10 @@ class PromptRecorder:
             else 1 MiB.
         conversation_id: the conversation this block's pairs belong to (your chat session
             or ticket id), exported as ``gen_ai.conversation.id`` on the recorder span and
-            the call spans, and kept on the records. None: no conversation id (none is
-            made up: the conventions ask not to invent one); a ``ChatBot``'s own id still
-            goes on its calls.
+            the call spans, and kept on the records. None: the conversation id of the
+            recorder this one is nested in, if any, else none (none is made up: the
+            conventions ask not to invent one); a ``ChatBot``'s own id still goes on its
+            calls.
 
     The recorder's ``attributes`` (and the texts in ``metadata``, model names and error
     messages of its pairs) pass the same secret scrubbing and ``redact`` hook as content,
@@ -201,14 +202,15 @@ class PromptRecorder:
         return policy
 
     def __enter__(self) -> PromptRecorder:
-        activation = Activation(self, self._spans, self._store)
+        chain = ACTIVE.get()
+        activation = Activation(self, self._spans, self._store, chain[-1] if chain else None)
         try:
             activation.policy = self.content_policy()
         except ValueError as error:  # a bad PROMPTRECORDER_CAPTURE_CONTENT must not stop the block
             warn_once(logger, "capture-env", "promptrecorder: %s; recording with capture='metadata'", error)
             activation.policy = ContentPolicy("metadata", self._scrubber, self._redact)
         activation.otel_token = otel_context.attach(trace.set_span_in_context(activation.span))
-        activation.active_token = ACTIVE.set((*ACTIVE.get(), activation))
+        activation.active_token = ACTIVE.set((*chain, activation))
         with self._open_lock:
             self._open.append(activation)
         return self

@@ -63,6 +63,8 @@ METRIC_USAGE_CACHE_READ_INPUT_TOKENS: Final = "gen_ai.client.inference.usage.cac
 METRIC_USAGE_REASONING_OUTPUT_TOKENS: Final = "gen_ai.client.inference.usage.reasoning.output_tokens"
 METRIC_OPERATION_INPUT_TOKENS: Final = "gen_ai.client.inference.operation.input_tokens"
 METRIC_OPERATION_OUTPUT_TOKENS: Final = "gen_ai.client.inference.operation.output_tokens"
+# One data point per recorder block (the invoke_workflow span's duration), migration.md #126/#341.
+METRIC_INVOKE_WORKFLOW_DURATION: Final = "gen_ai.invoke_workflow.duration"
 GEN_AI_INPUT_MESSAGES: Final = "gen_ai.input.messages"
 GEN_AI_OUTPUT_MESSAGES: Final = "gen_ai.output.messages"
 ERROR_TYPE: Final = "error.type"
@@ -81,6 +83,9 @@ EVENT_INFERENCE_DETAILS: Final = "gen_ai.client.inference.operation.details"
 # for a span that groups calls.
 OPENINFERENCE_SPAN_KIND: Final = "openinference.span.kind"
 OPENINFERENCE_KIND_CHAIN: Final = "CHAIN"
+# OpenInference's output text: on a plain pair's call span, because Phoenix shows GenAI output
+# messages only when they carry the (now deprecated) finish_reason, which a plain pair lacks.
+OPENINFERENCE_OUTPUT_VALUE: Final = "output.value"
 
 # --- promptrecorder's own -----------------------------------------------------------
 

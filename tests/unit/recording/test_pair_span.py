@@ -109,6 +109,8 @@ def test_a_plain_pair_is_a_chat_span_under_the_recorder_span(tracing: Tracing) -
                 semconv.GEN_AI_RESPONSE_MODEL: "m",
                 semconv.GEN_AI_USAGE_OUTPUT_TOKENS: 3,
                 semconv.RECORD_ID: "<id>",
+                # Phoenix shows no output messages without a finish_reason: OpenInference's text.
+                semconv.OPENINFERENCE_OUTPUT_VALUE: "Printer jams.",
             },
             "events": [],
         },
@@ -286,6 +288,41 @@ def test_conversation_ids_go_where_the_conventions_put_them(tracing: Tracing) ->
         chat.conversation_id = 7  # type: ignore[assignment]
     with pytest.raises(ValueError, match="`conversation_id`"):
         PromptRecorder("bad", conversation_id="")
+
+
+def test_a_nested_recorder_without_a_conversation_id_takes_the_outer_ones(tracing: Tracing) -> None:
+    """A nested block is part of the same conversation: its span, segments, call spans, bot
+    calls and records carry the outer id; a nested recorder's own id wins; none is invented."""
+    simple = SimpleBot(SYSTEM, client=FakeOpenAI().client())
+    inner = PromptRecorder("inner", tracer_provider=tracing.provider, max_span_bytes=1)  # a segment per pair
+    own = PromptRecorder("own", tracer_provider=tracing.provider, conversation_id="own-1")
+    with PromptRecorder("outer", tracer_provider=tracing.provider, conversation_id="turn-7") as outer:
+        with inner:
+            autorecord("p1", "r1")
+            autorecord("p2", "r2")
+            simple("b?")
+        with own:
+            autorecord("p3", "r3")
+    with inner:  # not nested: nothing to take
+        autorecord("p4", "r4")
+    assert [r.conversation_id for r in outer.records] == ["turn-7", "turn-7", "turn-7", "own-1"]
+    assert [r.conversation_id for r in inner.records] == ["turn-7", "turn-7", "turn-7", None]
+    ids = [
+        (span.name, (span.attributes or {}).get(semconv.GEN_AI_CONVERSATION_ID)) for span in tracing.spans()
+    ]
+    assert ids == [
+        ("chat", "turn-7"),
+        ("chat", "turn-7"),
+        (f"chat {MODEL}", "turn-7"),  # the bot's CLIENT span ends before its pair rolls over
+        ("inner segment 1", "turn-7"),
+        ("inner segment 2", "turn-7"),
+        ("invoke_workflow inner", "turn-7"),
+        ("chat", "own-1"),
+        ("invoke_workflow own", "own-1"),
+        ("invoke_workflow outer", "turn-7"),
+        ("chat", None),
+        ("invoke_workflow inner", None),
+    ]
 
 
 def test_metadata_capture_puts_no_messages_on_the_call_or_recorder_span(tracing: Tracing) -> None:

@@ -22,6 +22,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from promptrecorder import PromptRecord, PromptRecorder, autorecord, current_recorder
 from promptrecorder.recording import semconv
 from tests.conftest import Tracing
+from tests.unit.metrics_capture import capture_metrics
 
 
 def _hex_ids(span: trace.Span | object) -> tuple[str, str]:
@@ -732,3 +733,29 @@ def test_a_providers_explicit_event_limit_is_not_seen(monkeypatch: pytest.Monkey
     (span,) = [span for span in exporter.get_finished_spans() if span.name == "invoke_workflow small"]
     assert span.dropped_events == 30
     assert len(recorder.records) == 20  # the records in memory are whole
+
+
+def test_each_block_records_its_duration_as_gen_ai_invoke_workflow_duration(tracing: Tracing) -> None:
+    """One gen_ai.invoke_workflow.duration point per block, by workflow name, about the
+    span's duration; error.type only when an Exception ended the block (as the span's status)."""
+    with capture_metrics() as metrics:
+        with PromptRecorder("triage", tracer_provider=tracing.provider):
+            autorecord("p", "r")
+        with pytest.raises(KeyError), PromptRecorder("triage", tracer_provider=tracing.provider):
+            raise KeyError("boom")
+        with (
+            pytest.raises(asyncio.CancelledError),
+            PromptRecorder("triage", tracer_provider=tracing.provider),
+        ):
+            raise asyncio.CancelledError
+        points = metrics.points(semconv.METRIC_INVOKE_WORKFLOW_DURATION)
+    common = {semconv.GEN_AI_OPERATION_NAME: "invoke_workflow", semconv.GEN_AI_WORKFLOW_NAME: "triage"}
+    by_attributes = {tuple(sorted(p.attributes.items())): (p.count, p.unit) for p in points}
+    assert by_attributes == {
+        tuple(sorted(common.items())): (2, "s"),  # the plain block and the cancelled one
+        tuple(sorted({**common, semconv.ERROR_TYPE: "KeyError"}.items())): (1, "s"),
+    }
+    spans = [s for s in tracing.spans() if s.name == "invoke_workflow triage"]
+    longest_span_s = max((s.end_time or 0) - (s.start_time or 0) for s in spans) / 1e9
+    total_s = sum(p.sum for p in points)
+    assert 0 < total_s < 3 * longest_span_s + 0.05
