@@ -195,7 +195,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     timing_s = time.perf_counter() - started
     memory = _run_memory(args)
     delivery = _run_delivery(args)
-    return _report(args, workers, orders, memory, delivery, timing_s)
+    report = _report(args, workers, orders, memory, delivery, timing_s)
+    report["hot_path"] = _run_hot_path(args)
+    return report
+
+
+def _run_hot_path(args: argparse.Namespace) -> dict[str, Any]:
+    """The text-size, thread and one-pair-block rows of issue 15, from bench/hot_path.py."""
+    print("  hot path (bench/hot_path.py)...", flush=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        out = Path(scratch) / "hot_path.json"
+        command = [sys.executable, str(BENCH / "hot_path.py"), "--out", str(out)]
+        if args.quick:
+            command.append("--quick")
+        subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=_env("hot_path"), check=True)
+        data: dict[str, Any] = json.loads(out.read_text())
+    return data
 
 
 def _run_memory(args: argparse.Namespace) -> dict[str, Any]:
@@ -648,6 +663,12 @@ def format_report(report: dict[str, Any]) -> str:
     else:
         lines += ["", "delivery (bench/delivery_load.py):"]
         lines += [f"  {line}" for line in delivery["results"].get("summary", {}).get("lines", [])]
+    hot_path = report.get("hot_path")
+    if hot_path:
+        lines += ["", "hot path (bench/hot_path.py), ours / its reference in the same run:"]
+        for name, ratio in hot_path["ratios"].items():
+            target = "" if ratio["target_max"] is None else f"  target <= {ratio['target_max']:g}"
+            lines.append(f"  {name:<58} wall {ratio['wall']:.2f} cpu {ratio['cpu']:.2f}{target}")
     return "\n".join(lines)
 
 

@@ -55,6 +55,30 @@ def test_overhead_quick_run_reports_every_case(tmp_path: Path) -> None:
     assert report["ratios"]["autorecord_idle / floor_append"]["target_max"] == 2.0
 
 
+def test_the_hot_path_benchmark_puts_each_row_beside_its_reference(tmp_path: Path) -> None:
+    """Issue 15's rows: text sizes, threads and one-pair blocks, each with call spans and
+    without, each divided by its bare-span reference measured in the same run."""
+    out = tmp_path / "hot_path.json"
+    command = [sys.executable, str(ROOT / "bench" / "hot_path.py"), "--quick", "--rounds", "1"]
+    result = subprocess.run(
+        [*command, "--batch-ms", "1", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(out.read_text(encoding="utf-8"))
+    rows = [f"ours_{size}" for size in (100, 200, 10_000, 1_000_000)]
+    rows += [f"ours_200_threads_{threads}" for threads in (1, 8, 32)] + ["ours_200_block"]
+    expected = {f"{row}{mode} / bare_{row[5:]}" for row in rows for mode in ("", "_events_only")}
+    assert set(report["ratios"]) == expected
+    assert all(ratio["wall"] > 0 and ratio["cpu"] > 0 for ratio in report["ratios"].values())
+    assert report["ratios"]["ours_10000 / bare_10000"]["target_max"] == 1.5
+    assert report["ratios"]["ours_200_threads_32 / bare_200_threads_32"]["target_max"] == 1.0
+    assert all(case["wall_ns"] > 0 for case in report["cases"].values())
+
+
 def _case(cpu_us: float) -> dict[str, Any]:
     return {"cpu_ns": {"median": cpu_us * 1000}}
 

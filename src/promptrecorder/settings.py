@@ -49,6 +49,7 @@ OTEL_BSP_MAX_EXPORT_BATCH_SIZE: Final = "OTEL_BSP_MAX_EXPORT_BATCH_SIZE"
 OTEL_BSP_SCHEDULE_DELAY: Final = "OTEL_BSP_SCHEDULE_DELAY"
 PROMPTRECORDER_MAX_SPAN_BYTES: Final = "PROMPTRECORDER_MAX_SPAN_BYTES"
 PROMPTRECORDER_LOG_EVENTS: Final = "PROMPTRECORDER_LOG_EVENTS"
+PROMPTRECORDER_CALL_SPANS: Final = "PROMPTRECORDER_CALL_SPANS"
 # The most bytes of OTLP one span of a recorder carries before its pairs continue on a
 # segment span: 1 MiB, a quarter of a stock gRPC receiver's 4 MiB message limit.
 DEFAULT_MAX_SPAN_BYTES: Final = 1024 * 1024
@@ -114,6 +115,11 @@ ENVIRONMENT: Final[dict[str, tuple[str | None, str]]] = {
         "false",
         "`true`: configure() also emits each pair as a gen_ai.client.inference.operation.details "
         "log record, sent as OTLP logs",
+    ),
+    PROMPTRECORDER_CALL_SPANS: (
+        "true",
+        "`false`: a plain autorecord pair is its two events only, with no `chat <model>` call span "
+        "(GenAI views then do not show it); read when a PromptRecorder is made",
     ),
     PROMPTRECORDER_SPOOL_DIR: (
         None,

@@ -9,7 +9,7 @@ recorder's content policy has decided what of its text may be kept.
 from __future__ import annotations
 
 import logging
-import os
+import random
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -291,7 +291,10 @@ def store_pair(chain: tuple[Activation, ...], pair: Pair) -> PromptRecord | None
     if not policy.records:
         return None
     pair.through(policy, recorder.redactions)
-    record_id = os.urandom(8).hex()
+    # 64 random bits, as the SDK's own span ids: `random` holds the GIL for the call, where
+    # os.urandom released it (a system call) and made threads sharing a recorder convoy;
+    # the random module reseeds in a forked child, so parent and child never share ids.
+    record_id = f"{random.getrandbits(64):016x}"
     ids: tuple[str, str] | None = None
     parent: Span | None = None
     prompt_attributes = response_attributes = None
@@ -354,10 +357,11 @@ def _describe_call(
             response_attributes.get(semconv.GEN_AI_OUTPUT_MESSAGES),
         )
     call_span = pair.call_span
-    if call_span is not None and not log_events.enabled():
+    makes_span = call_span is None and activation.recorder.call_spans
+    if not makes_span and not log_events.enabled():
         return
     attributes = call_attributes(prompt_attributes, response_attributes, keeps_text)
-    if call_span is None:
+    if makes_span:
         model = attributes.get(semconv.GEN_AI_REQUEST_MODEL)
         call_span = add_call_span(
             activation,
@@ -368,8 +372,8 @@ def _describe_call(
             pair.ended_ns,
             response_attributes.get(semconv.RESPONSE_TEXT) if keeps_text else None,
         )
-    if log_events.enabled():
-        log_events.emit(attributes, call_span, pair.ended_ns)
+    if log_events.enabled():  # correlated with the call span, else with the span of the events
+        log_events.emit(attributes, parent if call_span is None else call_span, pair.ended_ns)
 
 
 def _event_attributes(

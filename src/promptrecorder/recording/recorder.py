@@ -111,6 +111,13 @@ class PromptRecorder:
             recorder this one is nested in, if any, else none (none is made up: the
             conventions ask not to invent one); a ``ChatBot``'s own id still goes on its
             calls.
+        call_spans: whether a plain ``autorecord`` pair also gets its call span ``chat
+            <model>`` (what the GenAI views of Jaeger, Phoenix and MLflow read). When
+            ``None``, ``PROMPTRECORDER_CALL_SPANS`` (``false`` turns them off), else on.
+            Off, a plain pair is its two events and its record only: about half the cost
+            and a third of the bytes, for services whose backend reads the transcript
+            events (Jaeger's Logs) and not GenAI views. Bot and ``instrument_openai``
+            calls keep their CLIENT span either way.
 
     The recorder's ``attributes`` (and the texts in ``metadata``, model names and error
     messages of its pairs) pass the same secret scrubbing and ``redact`` hook as content,
@@ -133,6 +140,7 @@ class PromptRecorder:
         scrub_secrets: bool | SecretScrubber = True,
         max_span_bytes: int | None = None,
         conversation_id: str | None = None,
+        call_spans: bool | None = None,
     ) -> None:
         if not isinstance(name, str):
             raise TypeError(f"`name` must be a non-empty str, got {name!r}")
@@ -152,8 +160,11 @@ class PromptRecorder:
             raise TypeError(f"`redact` must be a callable taking and returning a str, got {redact!r}")
         if not isinstance(scrub_secrets, (bool, SecretScrubber)):
             raise TypeError(f"`scrub_secrets` must be a bool or a SecretScrubber, got {scrub_secrets!r}")
+        if call_spans is not None and not isinstance(call_spans, bool):
+            raise TypeError(f"`call_spans` must be a bool or None, got {call_spans!r}")
         self.name = name
         self.conversation_id = None if conversation_id is None else check_conversation_id(conversation_id)
+        self.call_spans = _call_spans_from_environment() if call_spans is None else call_spans
         self.max_content_length = max_content_length
         self.capture = capture
         self._redact = redact
@@ -477,3 +488,19 @@ def _max_span_bytes_from_environment() -> int:
         )
         return settings.DEFAULT_MAX_SPAN_BYTES
     return value
+
+
+def _call_spans_from_environment() -> bool:
+    text = settings.env(settings.PROMPTRECORDER_CALL_SPANS)
+    if text is None or text.lower() == "true":
+        return True
+    if text.lower() == "false":
+        return False
+    warn_once(
+        logger,
+        "call-spans-env",
+        "promptrecorder: %s must be `true` or `false`, got %r; making call spans",
+        settings.PROMPTRECORDER_CALL_SPANS,
+        text,
+    )
+    return True

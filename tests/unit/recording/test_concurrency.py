@@ -6,6 +6,7 @@ import asyncio
 import contextvars
 import json
 import logging
+import os
 import threading
 from collections.abc import Iterator
 
@@ -161,3 +162,26 @@ def test_a_recorder_shared_across_tasks_keeps_every_record(tracing: Tracing) -> 
     # Each task's record is on the span of that task's own entry.
     for span in spans:
         assert len(span.events) == 2
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_does_not_repeat_its_parents_record_ids() -> None:
+    """Record ids come from `random`, which reseeds in a forked child: the two processes'
+    next ids differ (with os.urandom's ids this held trivially; it must still hold)."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: record once, report the id, leave without running pytest's exit
+        try:
+            with PromptRecorder("child") as recorder:
+                autorecord("p", "r")
+            os.write(write_end, recorder.records[0].id.encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with PromptRecorder("parent") as recorder:
+        autorecord("p", "r")
+    os.waitpid(pid, 0)
+    child_id = os.read(read_end, 64).decode()
+    os.close(read_end)
+    assert len(child_id) == 16
+    assert child_id != recorder.records[0].id

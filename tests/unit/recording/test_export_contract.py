@@ -129,10 +129,11 @@ class _Normaliser:
                 "promptrecorder.record.id",
             ):
                 return self.id(value) if value else value
-            if key.lower().endswith(("timeunixnano", "_at")):
-                return value if value.startswith("2026-12-06T09:") or value.startswith("17") else "<now>"
             if len(value) > 2_000:
-                return {"length": len(value), "sha256": hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()}
+                return {
+                    "length": len(value),
+                    "sha256": hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest(),
+                }
         return value
 
 

@@ -73,3 +73,15 @@ def test_no_log_record_unless_asked(tracing: Tracing) -> None:
         autorecord("a?", "A.")
     assert exporter.get_finished_logs() == ()
     provider.shutdown()
+
+
+def test_without_call_spans_a_plain_pairs_record_is_correlated_with_the_span_of_its_events(
+    tracing: Tracing, logs: InMemoryLogRecordExporter
+) -> None:
+    """call_spans=False: there is no call span, so the log record takes the recorder span's ids."""
+    with PromptRecorder("logs", tracer_provider=tracing.provider, call_spans=False):
+        autorecord("a?", "A.", model="m")
+    (block,) = tracing.spans()
+    (record,) = [data.log_record for data in logs.get_finished_logs()]
+    assert (record.trace_id, record.span_id) == (block.context.trace_id, block.context.span_id)  # type: ignore[union-attr]
+    assert record.event_name == semconv.EVENT_INFERENCE_DETAILS

@@ -367,3 +367,37 @@ def test_usage_summed_over_every_span_and_event_is_each_calls_once(tracing: Trac
     assert recorded == {"input": sum(range(70)) + 19 + 19 + 5, "output": 140 + 10 + 10}
     assert summed == recorded
     assert len(outer.records) == 74
+
+
+def test_call_spans_off_leaves_a_plain_pair_as_its_events(
+    tracing: Tracing, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """call_spans=False (or PROMPTRECORDER_CALL_SPANS=false): a plain pair is its two events
+    and its record, no `chat` span; a bot call keeps its CLIENT span; bad values are refused."""
+    bot = SimpleBot(SYSTEM, client=FakeOpenAI(completion("Jams.")).client())
+    with PromptRecorder("quiet", tracer_provider=tracing.provider, call_spans=False) as recorder:
+        autorecord("p", "r", model="m")
+        bot("b?")
+    monkeypatch.setenv("PROMPTRECORDER_CALL_SPANS", "false")
+    with PromptRecorder("env-off", tracer_provider=tracing.provider):
+        autorecord("p", "r", model="m")
+    with PromptRecorder("explicit-on", tracer_provider=tracing.provider, call_spans=True):
+        autorecord("p", "r", model="m")
+    monkeypatch.setenv("PROMPTRECORDER_CALL_SPANS", "maybe")
+    with caplog.at_level("WARNING"), PromptRecorder("bad-env", tracer_provider=tracing.provider):
+        autorecord("p", "r", model="m")
+    assert [span.name for span in tracing.spans()] == [
+        f"chat {MODEL}",
+        "invoke_workflow quiet",
+        "invoke_workflow env-off",
+        "chat m",
+        "invoke_workflow explicit-on",
+        "chat m",  # an unreadable value keeps the default, said once
+        "invoke_workflow bad-env",
+    ]
+    assert "PROMPTRECORDER_CALL_SPANS must be `true` or `false`, got 'maybe'" in caplog.text
+    quiet = tracing.span("invoke_workflow quiet")
+    assert [event.name for event in quiet.events] == [semconv.EVENT_PROMPT, semconv.EVENT_RESPONSE] * 2
+    assert len(recorder.records) == 2
+    with pytest.raises(TypeError, match="`call_spans` must be a bool or None, got 'no'"):
+        PromptRecorder("bad", call_spans="no")  # type: ignore[arg-type]

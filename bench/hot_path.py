@@ -1,0 +1,353 @@
+"""What recording one realistic pair costs, beside a bare SDK span with the same payload (issue 15).
+
+Three families of rows, each ``ours`` beside its reference in the same run, interleaved:
+
+- **text size** (100, 10,000 and 1,000,000 characters of prose, prompt and response alike):
+  ``autorecord(prompt, response, model=..., input_tokens=..., output_tokens=...)`` inside one
+  open recorder, against a bare SDK span that carries the same two texts as two events;
+- **threads** (1, 8 and 32 threads sharing one recorder, 200-character texts): the per-pair
+  cost, wall time over all pairs and CPU time of the whole process, against the same threads
+  each making bare spans;
+- **one-pair blocks**: ``with recorder: autorecord(...)`` (a recorder made once, entered per
+  request, as a service does) against one bare span with the two events.
+
+Both sides end their spans into the same processor, which encodes every span into OTLP as it
+ends (``promptrecorder.export.otlp_encode.encode_span``, what ``configure()``'s pipeline does in
+the thread that ends the span) and drops the bytes, so the reference pays for its payload as
+ours does. Each is measured twice for ours: with the per-pair call spans (``call_spans=True``,
+the default) and without (events only).
+
+Method: per round, every case runs one batch in a freshly shuffled order; a batch is timed with
+``perf_counter_ns`` (wall) and ``process_time_ns`` (CPU of the whole process, all threads); the
+garbage collector is off during a batch. Ratios are taken within a round, then the median.
+
+    .venv/bin/python bench/hot_path.py            # ~2 min on 2 cores; writes bench/results/hot_path.json
+    .venv/bin/python bench/hot_path.py --quick    # smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import random
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+
+from promptrecorder import PromptRecorder, autorecord
+from promptrecorder.export.otlp_encode import encode_span
+
+DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "hot_path.json"
+PROSE = (
+    "The on-call engineer asks whether the printer on floor three is out of toner again; "
+    "the task-risk notes say the duplex unit jams when the tray is overfilled. "
+)
+SIZES = (100, 10_000, 1_000_000)
+THREADS = (1, 8, 32)
+MODEL = "gpt-4o-mini"
+_BARE_ID = "0123456789abcdef"
+
+
+def text(length: int, salt: str) -> str:
+    body = salt + " " + PROSE * (length // len(PROSE) + 1)
+    return body[:length]
+
+
+class _EncodeAndDrop(SpanProcessor):
+    """Encodes each span into OTLP as it ends, as configure()'s pipeline does, and drops the bytes."""
+
+    def on_end(self, span: ReadableSpan) -> None:
+        encode_span(span)
+
+
+PROVIDER = TracerProvider()
+PROVIDER.add_span_processor(_EncodeAndDrop())
+TRACER = PROVIDER.get_tracer("bench")
+
+
+def _recorder(call_spans: bool) -> PromptRecorder:
+    return PromptRecorder("bench", tracer_provider=PROVIDER, max_records=1000, call_spans=call_spans)
+
+
+# --- what is timed -----------------------------------------------------------------------
+
+
+def _ours(recorder: PromptRecorder, prompt: str, response: str, n: int) -> None:
+    record = autorecord
+    with recorder:
+        for _ in range(n):
+            record(prompt, response, model=MODEL, input_tokens=17, output_tokens=19)
+
+
+def _bare(prompt: str, response: str, n: int) -> None:
+    tracer, ident = TRACER, _BARE_ID
+    for _ in range(n):
+        span = tracer.start_span("chat " + MODEL)
+        span.add_event("gen_ai.prompt", {"id": ident, "text": prompt, "model": MODEL, "tokens": 17})
+        span.add_event("gen_ai.response", {"id": ident, "text": response, "model": MODEL, "tokens": 19})
+        span.end()
+
+
+def _one_pair_blocks(recorder: PromptRecorder, prompt: str, response: str, n: int) -> None:
+    record = autorecord
+    for _ in range(n):
+        with recorder:
+            record(prompt, response, model=MODEL, input_tokens=17, output_tokens=19)
+
+
+def _in_threads(threads: int, work: Callable[[int], None], n: int) -> None:
+    """``work(n // threads)`` in each of ``threads`` threads started together; waits for all."""
+    per_thread = max(1, n // threads)
+    start = threading.Barrier(threads)
+
+    def run() -> None:
+        start.wait()
+        work(per_thread)
+
+    workers = [threading.Thread(target=run) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+
+
+@dataclass
+class Case:
+    name: str
+    description: str
+    run: Callable[[int], None]
+    pairs_per_call: Callable[[int], int] = lambda n: n
+    calls: int = 0
+    wall_ns: list[float] = field(default_factory=list)
+    cpu_ns: list[float] = field(default_factory=list)
+
+    def batch(self, n: int) -> tuple[float, float]:
+        gc.collect()
+        gc.disable()
+        try:
+            cpu0, wall0 = time.process_time_ns(), time.perf_counter_ns()
+            self.run(n)
+            wall, cpu = time.perf_counter_ns() - wall0, time.process_time_ns() - cpu0
+        finally:
+            gc.enable()
+        pairs = self.pairs_per_call(n)
+        return wall / pairs, cpu / pairs
+
+
+def cases() -> list[Case]:
+    found: list[Case] = []
+    with_spans, events_only = _recorder(True), _recorder(False)
+    for size in SIZES:
+        prompt, response = text(size, "prompt"), text(size, "response")
+        found += [
+            Case(
+                f"bare_{size}",
+                f"bare SDK span, two events of {size:,} characters",
+                lambda n, p=prompt, r=response: _bare(p, r, n),
+            ),
+            Case(
+                f"ours_{size}",
+                f"autorecord of {size:,}-character texts in one recorder",
+                lambda n, p=prompt, r=response: _ours(with_spans, p, r, n),
+            ),
+            Case(
+                f"ours_{size}_events_only",
+                "the same, call_spans=False",
+                lambda n, p=prompt, r=response: _ours(events_only, p, r, n),
+            ),
+        ]
+    prompt, response = text(200, "prompt"), text(200, "response")
+    for threads in THREADS:
+        found += [
+            Case(
+                f"bare_200_threads_{threads}",
+                f"bare spans, 200 characters, {threads} threads",
+                lambda n, t=threads: _in_threads(t, lambda m: _bare(prompt, response, m), n),
+                lambda n, t=threads: max(1, n // t) * t,
+            ),
+            Case(
+                f"ours_200_threads_{threads}",
+                f"{threads} threads sharing one recorder, 200 characters",
+                lambda n, t=threads: _shared_block(with_spans, t, prompt, response, n),
+                lambda n, t=threads: max(1, n // t) * t,
+            ),
+            Case(
+                f"ours_200_threads_{threads}_events_only",
+                "the same, call_spans=False",
+                lambda n, t=threads: _shared_block(events_only, t, prompt, response, n),
+                lambda n, t=threads: max(1, n // t) * t,
+            ),
+        ]
+    found += [
+        Case(
+            "bare_200_block",
+            "one bare span with two 200-character events per request",
+            lambda n: _bare(prompt, response, n),
+        ),
+        Case(
+            "ours_200_block",
+            "with recorder: one autorecord (200 characters) per request",
+            lambda n: _one_pair_blocks(with_spans, prompt, response, n),
+        ),
+        Case(
+            "ours_200_block_events_only",
+            "the same, call_spans=False",
+            lambda n: _one_pair_blocks(events_only, prompt, response, n),
+        ),
+        Case("bare_200", "bare SDK span, two events of 200 characters", lambda n: _bare(prompt, response, n)),
+        Case(
+            "ours_200",
+            "autorecord of 200-character texts in one recorder",
+            lambda n: _ours(with_spans, prompt, response, n),
+        ),
+        Case(
+            "ours_200_events_only",
+            "the same, call_spans=False",
+            lambda n: _ours(events_only, prompt, response, n),
+        ),
+    ]
+    return found
+
+
+def _shared_block(recorder: PromptRecorder, threads: int, prompt: str, response: str, n: int) -> None:
+    """One block whose recorder every thread records into, through ``recorder.wrap`` (what a
+    service with a worker pool does)."""
+
+    def pairs(m: int) -> None:
+        record = autorecord
+        for _ in range(m):
+            record(prompt, response, model=MODEL, input_tokens=17, output_tokens=19)
+
+    with recorder:
+        _in_threads(threads, recorder.wrap(pairs), n)
+
+
+# (ours, reference, target: ours must cost at most this many references)
+RATIOS: list[tuple[str, str, float | None]] = [
+    *[(f"ours_{s}", f"bare_{s}", {100: None, 10_000: 1.5, 1_000_000: 2.0}[s]) for s in SIZES],
+    *[(f"ours_{s}_events_only", f"bare_{s}", {100: None, 10_000: 1.5, 1_000_000: 2.0}[s]) for s in SIZES],
+    ("ours_200", "bare_200", 0.6),
+    ("ours_200_events_only", "bare_200", 0.6),
+    *[(f"ours_200_threads_{t}", f"bare_200_threads_{t}", None if t == 1 else 1.0) for t in THREADS],
+    *[
+        (f"ours_200_threads_{t}_events_only", f"bare_200_threads_{t}", None if t == 1 else 1.0)
+        for t in THREADS
+    ],
+    ("ours_200_block", "bare_200_block", 1.5),
+    ("ours_200_block_events_only", "bare_200_block", 1.5),
+]
+
+
+def _calibrate(case: Case, batch_ns: float) -> int:
+    n = 32
+    while True:
+        wall, _ = case.batch(n)
+        if wall * case.pairs_per_call(n) >= batch_ns / 4 or n >= 10_000_000:
+            break
+        n *= 4
+    return max(32, round(n * batch_ns / max(wall * case.pairs_per_call(n), 1)))
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def run(rounds: int, batch_ms: float, seed: int) -> list[Case]:
+    all_cases = cases()
+    shuffler = random.Random(seed)
+    for case in all_cases:
+        case.calls = _calibrate(case, batch_ms * 1e6)
+    for _ in range(rounds):
+        order = all_cases[:]
+        shuffler.shuffle(order)
+        for case in order:
+            wall, cpu = case.batch(case.calls)
+            case.wall_ns.append(wall)
+            case.cpu_ns.append(cpu)
+    return all_cases
+
+
+def report(all_cases: list[Case], rounds: int, batch_ms: float) -> dict[str, Any]:
+    by_name = {case.name: case for case in all_cases}
+    ratios: dict[str, Any] = {}
+    for ours, reference, target in RATIOS:
+        top, bottom = by_name[ours], by_name[reference]
+        wall = _median([a / b for a, b in zip(top.wall_ns, bottom.wall_ns, strict=True)])
+        cpu = _median([a / b for a, b in zip(top.cpu_ns, bottom.cpu_ns, strict=True) if b > 0])
+        ratios[f"{ours} / {reference}"] = {
+            "wall": wall,
+            "cpu": cpu,
+            "target_max": target,
+            "target_met": None if target is None else wall <= target and cpu <= target,
+        }
+    return {
+        "benchmark": "promptrecorder hot path (issue 15)",
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "unit": "nanoseconds per pair",
+        "method": {"rounds": rounds, "target_batch_ms": batch_ms},
+        "python": sys.version.split()[0],
+        "cases": {
+            case.name: {
+                "description": case.description,
+                "pairs_per_batch": case.pairs_per_call(case.calls),
+                "wall_ns": _median(case.wall_ns),
+                "cpu_ns": _median(case.cpu_ns),
+            }
+            for case in all_cases
+        },
+        "ratios": ratios,
+    }
+
+
+def format_report(data: dict[str, Any]) -> str:
+    lines = [f"{'case':<34} {'wall µs':>9} {'cpu µs':>9}"]
+    for name, case in data["cases"].items():
+        lines.append(f"{name:<34} {case['wall_ns'] / 1000:>9.2f} {case['cpu_ns'] / 1000:>9.2f}")
+    lines += ["", f"{'ratio (median of per-round ratios)':<58} {'wall':>6} {'cpu':>6}  target"]
+    for name, ratio in data["ratios"].items():
+        target = "-"
+        if ratio["target_max"] is not None:
+            target = f"<= {ratio['target_max']:g}  {'met' if ratio['target_met'] else 'NOT met'}"
+        lines.append(f"{name:<58} {ratio['wall']:>6.2f} {ratio['cpu']:>6.2f}  {target}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rounds", type=int, default=None, help="rounds (default 15; 3 with --quick)")
+    parser.add_argument(
+        "--batch-ms", type=float, default=None, help="batch length (default 40; 5 with --quick)"
+    )
+    parser.add_argument("--quick", action="store_true", help="a smoke run")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    args = parser.parse_args(argv)
+    rounds = args.rounds or (3 if args.quick else 15)
+    batch_ms = args.batch_ms or (5.0 if args.quick else 40.0)
+    started = time.perf_counter()
+    data = report(run(rounds, batch_ms, args.seed), rounds, batch_ms)
+    data["method"]["elapsed_s"] = round(time.perf_counter() - started, 1)
+    print(
+        f"Python {data['python']}; {rounds} rounds of ~{batch_ms:g} ms batches, {data['method']['elapsed_s']} s"
+    )
+    print(format_report(data))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    print(f"\nwrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
