@@ -236,16 +236,62 @@ def _status(status: Any) -> bytes:
 
 
 def _attributes(tag: bytes, attributes: Mapping[str, Any] | None) -> list[bytes]:
-    """One ``KeyValue`` field per attribute, each under ``tag``."""
+    """One ``KeyValue`` field per attribute, each under ``tag``, as pieces to be joined."""
     if not attributes:
         return []
-    fields = []
+    pieces: list[bytes] = []
     for key, value in attributes.items():
+        prefix = _encoded_keys.get(key)
+        if prefix is not None and type(value) is str:
+            # Nearly every attribute: a known key and a str. Its KeyValue goes out as pieces
+            # sized from the text's length, joined once with the rest of the message: one
+            # copy of the text, where nesting field by field made four.
+            try:
+                text = value.encode("utf-8")
+            except UnicodeEncodeError:  # lone surrogates: keep the rest of the text
+                text = value.encode("utf-8", "replace")
+            size = len(text)
+            if size < 124 - len(prefix):  # the three lengths below 128: one byte each
+                pieces += (
+                    tag,
+                    _ONE_BYTE[len(prefix) + size + 4],
+                    prefix,
+                    b"\x12",
+                    _ONE_BYTE[size + 2],
+                    b"\x0a",
+                    _ONE_BYTE[size],
+                    text,
+                )
+            else:
+                text_size = _varint(size)
+                value_size = _varint(1 + len(text_size) + size)
+                key_value_size = len(prefix) + 2 + len(value_size) + len(text_size) + size
+                pieces += (
+                    tag,
+                    _varint(key_value_size),
+                    prefix,
+                    b"\x12",
+                    value_size,
+                    b"\x0a",
+                    text_size,
+                    text,
+                )
+            continue
+        if prefix is not None and type(value) is int and _INT64_MIN <= value < _INT64_LIMIT:
+            number = _varint(value & 0xFFFF_FFFF_FFFF_FFFF)  # negative: two's complement
+            pieces += (
+                tag,
+                _varint(len(prefix) + 3 + len(number)),
+                prefix,
+                b"\x12",
+                _ONE_BYTE[1 + len(number)],
+                b"\x18",
+                number,
+            )
+            continue
         try:
-            prefix = _encoded_keys.get(key)
             if prefix is None:  # not cached, or not a str
                 prefix = _key(key)
-            # Nearly every value is a str: the common case inline.
             any_value = _field(b"\x0a", _text(value)) if type(value) is str else _any_value(value)
         except Exception as error:  # as the stock encoder: lose the attribute, not the batch
             warn_once(
@@ -256,8 +302,8 @@ def _attributes(tag: bytes, attributes: Mapping[str, Any] | None) -> list[bytes]
                 error,
             )
             continue
-        fields.append(_field(tag, prefix + _field(b"\x12", any_value)))
-    return fields
+        pieces.append(_field(tag, prefix + _field(b"\x12", any_value)))
+    return pieces
 
 
 def _key(key: str) -> bytes:

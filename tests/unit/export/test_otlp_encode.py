@@ -460,6 +460,41 @@ def test_spans_from_a_recorder_and_a_recorded_exception_encode_as_the_stock_enco
         assert encode_request([span]) == _stock([span])
 
 
+def test_text_and_int_attributes_of_every_length_class_encode_as_the_stock_encoder_does() -> None:
+    """Known keys take the one-join path: lengths around the one-byte and two-byte varint
+    limits, keys short and long, ints at the int64 edges, bools apart; twice, the second time
+    with every key cached."""
+    attributes: dict[str, Any] = {}
+    for key_length in (1, 40, 119, 130):
+        for size in (
+            0,
+            1,
+            80,
+            118,
+            119,
+            120,
+            121,
+            122,
+            123,
+            124,
+            125,
+            126,
+            127,
+            128,
+            16_380,
+            16_383,
+            16_384,
+            16_400,
+        ):
+            attributes[f"{'k' * key_length}.{size}"] = "é" * (size // 2) + "x" * (size % 2)
+        for number in (0, 1, 127, 128, -1, INT64_MIN, INT64_MAX):
+            attributes[f"{'n' * key_length}.{number}"] = number
+        attributes[f"{'b' * key_length}"] = True
+    spans = [_span(attributes=attributes)]
+    assert encode_request(spans) == _stock(spans)
+    assert encode_request(spans) == _stock(spans)
+
+
 # --- decoding and encoding again -----------------------------------------------------------------
 
 
