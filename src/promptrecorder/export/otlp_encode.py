@@ -366,6 +366,8 @@ def _field(tag: bytes, body: bytes) -> bytes:
 def _varint(number: int) -> bytes:
     if number < 0x80:
         return _ONE_BYTE[number]
+    if number < 0x4000:  # the lengths of most texts
+        return bytes((number & 0x7F | 0x80, number >> 7))
     out = bytearray()
     while number >= 0x80:
         out.append(number & 0x7F | 0x80)
