@@ -72,6 +72,10 @@ def test_the_hot_path_benchmark_puts_each_row_beside_its_reference(tmp_path: Pat
     rows = [f"ours_{size}" for size in (100, 200, 10_000, 1_000_000)]
     rows += [f"ours_200_threads_{threads}" for threads in (1, 8, 32)] + ["ours_200_block"]
     expected = {f"{row}{mode} / bare_{row[5:]}" for row in rows for mode in ("", "_events_only")}
+    # and each text size's floor (the SDK calls and encoding of the same bytes) beside both
+    for size in (100, 200, 10_000, 1_000_000):
+        for mode in ("", "_events_only"):
+            expected |= {f"floor_{size}{mode} / bare_{size}", f"ours_{size}{mode} / floor_{size}{mode}"}
     assert set(report["ratios"]) == expected
     assert all(ratio["wall"] > 0 and ratio["cpu"] > 0 for ratio in report["ratios"].values())
     assert report["ratios"]["ours_10000 / bare_10000"]["target_max"] == 1.5
