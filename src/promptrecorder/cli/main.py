@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -16,13 +17,15 @@ from promptrecorder._version import __version__
 from promptrecorder.cli.check import DEFAULT_TIMEOUT_S, resolve_target, run_check
 from promptrecorder.cli.check_report import describe, environment_notes, verdict
 from promptrecorder.cli.demo import run_session
-from promptrecorder.cli.show import read_records, render_json, render_table
+from promptrecorder.cli.show import json_lines, read_records, render_table
 from promptrecorder.errors import DemoModelError, UnreadableRecordsError
 from promptrecorder.export.console import format_records_table
 from promptrecorder.export.telemetry import configure, delivery_stats, destinations, flush, shutdown
 from promptrecorder.terminal_text import printable
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+# A reader that closed the pipe: 128 + SIGPIPE, what a shell reports for a filter killed by it.
+EXIT_BROKEN_PIPE = 141
 # A demo should say quickly that the collector is not there, rather than retry for long.
 _DEMO_EXPORT_TIMEOUT_S = 3.0
 
@@ -89,7 +92,7 @@ def _parser() -> argparse.ArgumentParser:
         description=(
             "Print the records a recorder saved with recorder.to_jsonl(FILE): a readable table, "
             "or JSON lines with --json. Exit 0: shown; 1: the file or a line cannot be read; "
-            "2: usage error."
+            "2: usage error; 141: the reader closed the pipe (| head)."
         ),
     )
     show.add_argument("file", metavar="FILE.jsonl", help="a file written by recorder.to_jsonl()")
@@ -162,6 +165,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``promptrecorder`` command."""
     args = _parser().parse_args(argv)  # exits with 2 on a usage error
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    try:
+        return _run(args)
+    except BrokenPipeError:
+        # The reader went away (`promptrecorder show FILE | head`): stop quietly, as a Unix
+        # filter does. Point stdout at /dev/null so that the interpreter's own flush at exit
+        # does not fail on the closed pipe again (the recipe of Python's `signal` docs).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.command == "demo":
         return _demo(args)
     if args.command == "check":
@@ -257,7 +272,7 @@ def _show(args: argparse.Namespace) -> int:
         )
         return EXIT_FAILURE
     if args.json:
-        sys.stdout.write(render_json(found.records))
+        sys.stdout.writelines(json_lines(found.records))
     else:
         print(render_table(found.records, args.file, more=found.more))
     return EXIT_OK
@@ -293,7 +308,7 @@ def _read(args: argparse.Namespace) -> int:
     if args.jsonl:
         print(f"wrote {write_jsonl(records, args.jsonl)} records to {args.jsonl}")
     elif args.json:
-        sys.stdout.write(render_json(records))
+        sys.stdout.writelines(json_lines(records))
     elif records:
         print(f"{format_records_table(records)}\n\n{len(records)} records from {source}")
     else:

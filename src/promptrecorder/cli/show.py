@@ -163,13 +163,12 @@ def render_table(records: Sequence[PromptRecord], source: str, *, more: bool = F
     return f"{format_records_table(records)}\n\n{shown}"
 
 
-def render_json(records: Sequence[PromptRecord]) -> str:
+def json_lines(records: Iterable[PromptRecord]) -> Iterator[str]:
     """One JSON object per line, as ``to_jsonl`` writes them (``read_jsonl`` reads them back).
 
     DEL, C1 and bidi controls and lone surrogates are written as ``\\uNNNN`` escapes (json
     already escapes C0), so the lines parse back to the same records and print safely.
+    Written one by one, a reader that closes the pipe stops the writer at its next line.
     """
-    return "".join(
-        json_printable(json.dumps(record.to_dict(), ensure_ascii=False, default=str)) + "\n"
-        for record in records
-    )
+    for record in records:
+        yield json_printable(json.dumps(record.to_dict(), ensure_ascii=False, default=str)) + "\n"

@@ -394,3 +394,19 @@ def test_limit_stops_reading_an_endless_stream(as_json: bool, tmp_path: Path) ->
         assert done.stdout.rstrip().endswith(
             f"the first 2 records from {pipe} (--limit: the rest was not read)"
         )
+
+
+@pytest.mark.parametrize("as_json", [False, True], ids=["table", "json"])
+def test_a_reader_that_closes_the_pipe_stops_show_quietly(as_json: bool, tmp_path: Path) -> None:
+    """`promptrecorder show FILE | head -1`: exit 141 (128 + SIGPIPE), no traceback."""
+    path = tmp_path / "many.jsonl"
+    write_jsonl([make_record() for _ in range(5_000)], path)
+    command = [sys.executable, "-m", "promptrecorder", "show", str(path)] + (["--json"] if as_json else [])
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
+        assert process.stdout is not None
+        assert process.stderr is not None
+        process.stdout.readline()
+        process.stdout.close()  # what `head -1` does once it has its line
+        stderr = process.stderr.read().decode()
+        returncode = process.wait(timeout=60)
+    assert (returncode, stderr) == (141, "")
