@@ -14,6 +14,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,16 @@ import pytest
 LOOPBACK = "127.0.0.1"
 START_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 20.0
+
+
+def opt_in_tier(folder: Path, opt_in: str, reason: str) -> Callable[[pytest.Config, list[pytest.Item]], None]:
+    """A ``pytest_collection_modifyitems`` hook for a tier's conftest.py: its tests skipped,
+    with ``reason``, unless ``opt_in=1`` is set. Assign it to that name in the conftest."""
+
+    def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+        skip_unless_opted_in(items, folder, opt_in, reason)
+
+    return pytest_collection_modifyitems
 
 
 def skip_unless_opted_in(items: list[pytest.Item], folder: Path, opt_in: str, reason: str) -> None:

@@ -27,7 +27,7 @@ import pytest
 from tests.opt_in_servers import (
     LOOPBACK,
     free_port,
-    skip_unless_opted_in,
+    opt_in_tier,
     stop_process_group,
     wait_until_healthy,
 )
@@ -36,13 +36,11 @@ _HERE = Path(__file__).parent
 OPT_IN = "PROMPTRECORDER_MLFLOW"
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    skip_unless_opted_in(
-        items,
-        _HERE,
-        OPT_IN,
-        f"the MLflow tier is opt-in: set {OPT_IN}=1 in an environment with mlflow installed",
-    )
+pytest_collection_modifyitems = opt_in_tier(
+    _HERE,
+    OPT_IN,
+    f"the MLflow tier is opt-in: set {OPT_IN}=1 in an environment with mlflow installed",
+)
 
 
 @dataclass(frozen=True)

@@ -10,18 +10,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
-from tests.opt_in_servers import skip_unless_opted_in
+from tests.opt_in_servers import opt_in_tier
 
 _HERE = Path(__file__).parent
 OPT_IN = "PROMPTRECORDER_TRACEVIEW"
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    skip_unless_opted_in(
-        items,
-        _HERE,
-        OPT_IN,
-        f"the trace-view tier is opt-in: set {OPT_IN}=1 where trace-view is installed and unshare -n works",
-    )
+pytest_collection_modifyitems = opt_in_tier(
+    _HERE,
+    OPT_IN,
+    f"the trace-view tier is opt-in: set {OPT_IN}=1 where trace-view is installed and unshare -n works",
+)
