@@ -30,7 +30,13 @@ from promptrecorder import settings
 from promptrecorder._diagnostics import warn_once
 from promptrecorder._version import __version__
 from promptrecorder.recording import ledger, semconv
-from promptrecorder.recording.events import EXCEPTION_EVENT_RESERVE, attributes_size, record_exception
+from promptrecorder.recording.content import MAX_NAME_LENGTH
+from promptrecorder.recording.events import (
+    EXCEPTION_EVENT_RESERVE,
+    add_text,
+    attributes_size,
+    record_exception,
+)
 from promptrecorder.recording.redaction import ContentPolicy
 
 if TYPE_CHECKING:
@@ -176,7 +182,8 @@ class Activation:
         self.attributes = spans.attributes
         if self.conversation_id is None and outer is not None and outer.conversation_id is not None:
             self.conversation_id = outer.conversation_id
-            self.attributes = {**spans.attributes, semconv.GEN_AI_CONVERSATION_ID: outer.conversation_id}
+            self.attributes = dict(spans.attributes)  # exported as the recorder exports its own
+            add_text(self.attributes, semconv.GEN_AI_CONVERSATION_ID, outer.conversation_id, MAX_NAME_LENGTH)
         self.started_perf = time.perf_counter()
         span = self.span = spans.start_or_invalid(spans.name, None, self.attributes)
         self.recording = span.is_recording()

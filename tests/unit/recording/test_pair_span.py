@@ -401,3 +401,20 @@ def test_call_spans_off_leaves_a_plain_pair_as_its_events(
     assert len(recorder.records) == 2
     with pytest.raises(TypeError, match="`call_spans` must be a bool or None, got 'no'"):
         PromptRecorder("bad", call_spans="no")  # type: ignore[arg-type]
+
+
+def test_a_long_conversation_id_taken_from_the_outer_recorder_is_cut_as_the_outer_one_is(
+    tracing: Tracing,
+) -> None:
+    """The nested recorder span exports the inherited id exactly as the outer span does."""
+    long_id = "c" * 3_000
+    with PromptRecorder("outer", tracer_provider=tracing.provider, conversation_id=long_id):
+        with PromptRecorder("inner", tracer_provider=tracing.provider) as inner:
+            autorecord("p", "r")
+    outer_span, inner_span = tracing.span("invoke_workflow outer"), tracing.span("invoke_workflow inner")
+    keys = [key for key in outer_span.attributes or {} if "conversation" in key]
+    assert len(keys) == 3  # the id cut, its original length and its sha256
+    assert {key: (inner_span.attributes or {})[key] for key in keys} == {
+        key: (outer_span.attributes or {})[key] for key in keys
+    }
+    assert inner.records[0].conversation_id == long_id  # the record keeps it whole
