@@ -115,8 +115,8 @@ class PromptRecorder:
             <model>`` (what the GenAI views of Jaeger, Phoenix and MLflow read). When
             ``None``, ``PROMPTRECORDER_CALL_SPANS`` (``false`` turns them off), else on.
             Off, a plain pair is its two events and its record only: about half the cost
-            and a third of the bytes, for services whose backend reads the transcript
-            events (Jaeger's Logs) and not GenAI views. Bot and ``instrument_openai``
+            and 55% of the bytes on the wire, for services whose backend reads the
+            transcript events (Jaeger's Logs) and not GenAI views. Bot and ``instrument_openai``
             calls keep their CLIENT span either way.
 
     The recorder's ``attributes`` (and the texts in ``metadata``, model names and error
