@@ -244,17 +244,17 @@ class Activation:
             self.segment_pairs += 1
             self.segment.add_event(semconv.EVENT_PROMPT, prompt_attributes, prompt_ns)
             self.segment.add_event(semconv.EVENT_RESPONSE, response_attributes, response_ns)
+            # The turn's first input and last output messages (as exported), kept for the
+            # recorder span's end, under the one lock taken; none when text is not kept (the
+            # events' messages then hold empty parts).
+            if self.policy.keeps_text:
+                if self.first_input is None and prompt_attributes is not None:
+                    self.first_input = prompt_attributes.get(semconv.GEN_AI_INPUT_MESSAGES)
+                if response_attributes is not None:
+                    output = response_attributes.get(semconv.GEN_AI_OUTPUT_MESSAGES)
+                    if output is not None:
+                        self.last_output = output
             return self.segment_ids, self.segment
-
-    def note_messages(
-        self, input_messages: AttributeValue | None, output_messages: AttributeValue | None
-    ) -> None:
-        """Keep a pair's messages (as exported) for the recorder span's turn input and output."""
-        with self.lock:
-            if self.first_input is None:
-                self.first_input = input_messages
-            if output_messages is not None:
-                self.last_output = output_messages
 
     def _next_segment(self) -> None:
         previous = self.segment

@@ -349,13 +349,8 @@ def _describe_call(
     response_attributes: dict[str, AttributeValue],
     keeps_text: bool,
 ) -> None:
-    """The pair as an LLM call: its call span (unless its LLM call made one), the recorder
-    span's turn messages, and the log record when log events are on."""
-    if keeps_text:
-        activation.note_messages(
-            prompt_attributes.get(semconv.GEN_AI_INPUT_MESSAGES),
-            response_attributes.get(semconv.GEN_AI_OUTPUT_MESSAGES),
-        )
+    """The pair as an LLM call: its call span (unless its LLM call made one, or call spans
+    are off) and the log record when log events are on."""
     call_span = pair.call_span
     makes_span = call_span is None and activation.recorder.call_spans
     if not makes_span and not log_events.enabled():
