@@ -227,36 +227,46 @@ class Activation:
         pair already and has no room left for two more events or for ``size`` more bytes
         within the recorder's ``max_span_bytes``. A pair alone on a segment always fits.
         """
-        with self.lock:
-            if self.closed:
-                return None, None
-            self.records += 1
-            if not self.recording:
-                return self.segment_ids, None
-            if self.segment_pairs and (
-                (self.room is not None and self.room < 2)
-                or self.segment_bytes + size > self.recorder.max_span_bytes
-            ):
-                self._next_segment()
-            if self.room is not None:
-                self.room -= 2
-            self.segment_bytes += size
-            self.segment_pairs += 1
-            self.segment.add_event(semconv.EVENT_PROMPT, prompt_attributes, prompt_ns)
-            self.segment.add_event(semconv.EVENT_RESPONSE, response_attributes, response_ns)
-            # The turn's first input and last output messages (as exported), kept for the
-            # recorder span's end, under the one lock taken; none when text is not kept (the
-            # events' messages then hold empty parts).
-            if self.policy.keeps_text:
-                if self.first_input is None and prompt_attributes is not None:
-                    self.first_input = prompt_attributes.get(semconv.GEN_AI_INPUT_MESSAGES)
-                if response_attributes is not None:
-                    output = response_attributes.get(semconv.GEN_AI_OUTPUT_MESSAGES)
-                    if output is not None:
-                        self.last_output = output
-            return self.segment_ids, self.segment
+        full: Span | None = None
+        try:
+            with self.lock:
+                if self.closed:
+                    return None, None
+                self.records += 1
+                if not self.recording:
+                    return self.segment_ids, None
+                if self.segment_pairs and (
+                    (self.room is not None and self.room < 2)
+                    or self.segment_bytes + size > self.recorder.max_span_bytes
+                ):
+                    full = self._next_segment()
+                if self.room is not None:
+                    self.room -= 2
+                self.segment_bytes += size
+                self.segment_pairs += 1
+                self.segment.add_event(semconv.EVENT_PROMPT, prompt_attributes, prompt_ns)
+                self.segment.add_event(semconv.EVENT_RESPONSE, response_attributes, response_ns)
+                # The turn's first input and last output messages (as exported), kept for the
+                # recorder span's end, under the one lock taken; none when text is not kept (the
+                # events' messages then hold empty parts).
+                if self.policy.keeps_text:
+                    if self.first_input is None and prompt_attributes is not None:
+                        self.first_input = prompt_attributes.get(semconv.GEN_AI_INPUT_MESSAGES)
+                    if response_attributes is not None:
+                        output = response_attributes.get(semconv.GEN_AI_OUTPUT_MESSAGES)
+                        if output is not None:
+                            self.last_output = output
+                return self.segment_ids, self.segment
+        finally:
+            # A full segment is ended (and, with configure()'s pipeline, encoded) outside
+            # the lock, so threads sharing the recorder do not queue behind it; ended
+            # whatever happened after the rollover.
+            if full is not None:
+                full.end()
 
-    def _next_segment(self) -> None:
+    def _next_segment(self) -> Span | None:
+        """Continue on a new segment; return the previous one if it is to be ended (the
+        recorder span itself ends with the block)."""
         previous = self.segment
         self.segment_index += 1
         link = Link(
@@ -277,8 +287,7 @@ class Activation:
             self.span_bytes = self.segment_bytes
         self.segment_bytes = _span_size(name, attributes)
         self.segment_pairs = 0
-        if previous is not self.span:
-            previous.end()
+        return None if previous is self.span else previous
 
     def end(self, exc: BaseException | None) -> None:
         with self.lock:
