@@ -9,9 +9,10 @@ is recorded, its spans are encoded into the OTLP request our exporters send
 clock times replaced by placeholders, is compared with ``export_contract.json``, written at
 the commit the contract was taken. The records (``to_dict``) are compared the same way.
 
-Ids and clock times are the only things normalised: a record id, trace id or span id
-becomes ``<id N>`` in order of first appearance (so which event points at which span is
-still checked), a timestamp the session did not set becomes ``<now>``. Strings over 2,000
+Ids, clock times and the checkout's path are the only things normalised: a record id, trace
+id or span id becomes ``<id N>`` in order of first appearance (so which event points at which
+span is still checked), a timestamp the session did not set becomes ``<now>``, the repository's
+path in the failed block's stack trace ``<repo>``. Strings over 2,000
 characters are kept as their length and sha256, to keep the file small.
 
 To take the contract again after a deliberate change of the exported shape:
@@ -39,6 +40,8 @@ from tests.conftest import Tracing
 from tests.fake_openai import FakeOpenAI, completion
 
 CONTRACT = Path(__file__).with_name("export_contract.json")
+# Where the checkout is differs between machines: the exception's stack trace names its files.
+ROOT = str(Path(__file__).resolve().parents[3])
 BASE = datetime(2026, 12, 6, 9, 0, 0, tzinfo=timezone.utc)
 PROSE = "The quick brown fox asks about task-risk and sk-ills; a printer jams on duplex. "
 SECRET = "sk-proj-" + "A1b2C3d4E5f6G7h8I9j0" * 2
@@ -129,6 +132,8 @@ class _Normaliser:
                 "promptrecorder.record.id",
             ):
                 return self.id(value) if value else value
+            if ROOT in value:
+                value = value.replace(ROOT, "<repo>")
             if len(value) > 2_000:
                 return {
                     "length": len(value),

@@ -408,9 +408,11 @@ def test_a_long_conversation_id_taken_from_the_outer_recorder_is_cut_as_the_oute
 ) -> None:
     """The nested recorder span exports the inherited id exactly as the outer span does."""
     long_id = "c" * 3_000
-    with PromptRecorder("outer", tracer_provider=tracing.provider, conversation_id=long_id):
-        with PromptRecorder("inner", tracer_provider=tracing.provider) as inner:
-            autorecord("p", "r")
+    with (
+        PromptRecorder("outer", tracer_provider=tracing.provider, conversation_id=long_id),
+        PromptRecorder("inner", tracer_provider=tracing.provider) as inner,
+    ):
+        autorecord("p", "r")
     outer_span, inner_span = tracing.span("invoke_workflow outer"), tracing.span("invoke_workflow inner")
     keys = [key for key in outer_span.attributes or {} if "conversation" in key]
     assert len(keys) == 3  # the id cut, its original length and its sha256
