@@ -2,7 +2,7 @@
 
 Three families of rows, each ``ours`` beside its reference in the same run, interleaved:
 
-- **text size** (100, 10,000 and 1,000,000 characters of prose, prompt and response alike):
+- **text size** (100, 200, 10,000 and 1,000,000 characters of prose, prompt and response alike):
   ``autorecord(prompt, response, model=..., input_tokens=..., output_tokens=...)`` inside one
   open recorder, against a bare SDK span that carries the same two texts as two events;
 - **threads** (1, 8 and 32 threads sharing one recorder, 200-character texts): the per-pair
@@ -17,11 +17,15 @@ the thread that ends the span) and drops the bytes, so the reference pays for it
 ours does. Each is measured twice for ours: with the per-pair call spans (``call_spans=True``,
 the default) and without (events only).
 
+A **floor** row per text size and mode is only the SDK calls and the encoding of exactly the
+bytes ``ours`` exports, every attribute prebuilt from a real recorder: ``floor / bare`` says
+what no recorder exporting those bytes can go below, ``ours / floor`` what is ours.
+
 Method: per round, every case runs one batch in a freshly shuffled order; a batch is timed with
 ``perf_counter_ns`` (wall) and ``process_time_ns`` (CPU of the whole process, all threads); the
 garbage collector is off during a batch. Ratios are taken within a round, then the median.
 
-    .venv/bin/python bench/hot_path.py            # ~2 min on 2 cores; writes bench/results/hot_path.json
+    .venv/bin/python bench/hot_path.py            # ~40 s on 2 cores; writes bench/results/hot_path.json
     .venv/bin/python bench/hot_path.py --quick    # smoke run
 """
 
