@@ -58,14 +58,16 @@ def ca_file(authority: trustme.CA, tmp_path: Path) -> Path:
 class _TlsGrpcSink:
     """oteltest's trace servicer on a TLS gRPC port of 127.0.0.1."""
 
-    def __init__(self, store: object, key: bytes, chain: bytes) -> None:
+    def __init__(self, store: object, key: bytes, chain: bytes, client_ca: bytes | None = None) -> None:
         self._executor = futures.ThreadPoolExecutor(max_workers=2)
         self.svr = grpc.server(self._executor, options=[("grpc.so_reuseport", 0)])
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(
             _TraceServiceServicer(store.handle_trace),  # type: ignore[attr-defined]
             self.svr,
         )
-        credentials = grpc.ssl_server_credentials([(key, chain)])
+        credentials = grpc.ssl_server_credentials(
+            [(key, chain)], root_certificates=client_ca, require_client_auth=client_ca is not None
+        )
         self.port = self.svr.add_secure_port(f"{LOOPBACK}:0", credentials)
 
     def start(self) -> None:
@@ -77,9 +79,12 @@ class _TlsGrpcSink:
 
 
 class TlsGrpcReceiver(GrpcReceiver):
-    def __init__(self, authority: trustme.CA) -> None:
+    """With ``mutual``, it takes only clients whose certificate ``authority`` issued."""
+
+    def __init__(self, authority: trustme.CA, mutual: bool = False) -> None:
         super().__init__()
         self._certificate = authority.issue_cert(LOOPBACK)
+        self._client_ca = authority.cert_pem.bytes() if mutual else None
 
     @property
     def endpoint(self) -> str:
@@ -88,7 +93,7 @@ class TlsGrpcReceiver(GrpcReceiver):
     def start(self) -> None:
         key = self._certificate.private_key_pem.bytes()
         chain = b"".join(blob.bytes() for blob in self._certificate.cert_chain_pems)
-        self.sink = _TlsGrpcSink(self._store, key, chain)  # type: ignore[assignment]
+        self.sink = _TlsGrpcSink(self._store, key, chain, self._client_ca)  # type: ignore[assignment]
         self.sink.start()  # type: ignore[union-attr]
         self._port = self.sink.port  # type: ignore[union-attr]
 
@@ -106,10 +111,15 @@ class _TlsHttpSink(LoopbackHttpSink):
 
 
 class TlsHttpReceiver(HttpReceiver):
-    def __init__(self, authority: trustme.CA) -> None:
+    """With ``mutual``, it takes only clients whose certificate ``authority`` issued."""
+
+    def __init__(self, authority: trustme.CA, mutual: bool = False) -> None:
         super().__init__()
         self._context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         authority.issue_cert(LOOPBACK).configure_cert(self._context)
+        if mutual:
+            authority.configure_trust(self._context)
+            self._context.verify_mode = ssl.CERT_REQUIRED
 
     @property
     def endpoint(self) -> str:
@@ -126,6 +136,64 @@ def tls_receiver(request: pytest.FixtureRequest, authority: trustme.CA) -> Itera
     receiver: Receiver = TlsGrpcReceiver(authority) if request.param == "grpc" else TlsHttpReceiver(authority)
     with receiver:
         yield receiver
+
+
+@pytest.fixture(params=["grpc", "http/protobuf"], ids=["grpc", "http"])
+def mutual_tls_receiver(request: pytest.FixtureRequest, authority: trustme.CA) -> Iterator[Receiver]:
+    """A receiver that asks every client for a certificate its CA issued (mutual TLS)."""
+    receiver: Receiver = (
+        TlsGrpcReceiver(authority, mutual=True)
+        if request.param == "grpc"
+        else TlsHttpReceiver(authority, mutual=True)
+    )
+    with receiver:
+        yield receiver
+
+
+def test_mutual_tls_with_the_client_certificate_the_otlp_variables_name_delivers(
+    mutual_tls_receiver: Receiver,
+    authority: trustme.CA,
+    ca_file: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE and _CLIENT_KEY: the handshake passes, every span arrives."""
+    client = authority.issue_cert("promptrecorder-client")
+    certificate, key = tmp_path / "client.pem", tmp_path / "client.key"
+    certificate.write_bytes(b"".join(blob.bytes() for blob in client.cert_chain_pems))
+    client.private_key_pem.write_to_path(str(key))
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_CERTIFICATE", str(ca_file))
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", str(certificate))
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_CLIENT_KEY", str(key))
+    configure(endpoint=mutual_tls_receiver.endpoint, protocol=mutual_tls_receiver.protocol)
+    with PromptRecorder("mutual"):
+        autorecord("over mutual TLS", "arrived")
+    assert flush(timeout=10)
+    names = sorted(span.name for span in mutual_tls_receiver.wait_for_spans(2))
+    assert names == ["chat", "invoke_workflow mutual"]
+
+
+def test_mutual_tls_without_a_client_certificate_gets_nothing_and_it_is_said_plainly(
+    mutual_tls_receiver: Receiver,
+    ca_file: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The receiver refuses the handshake: flush() is False, nothing arrives, one warning names the endpoint."""
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_CERTIFICATE", str(ca_file))
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", raising=False)
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_CLIENT_KEY", raising=False)
+    configure(endpoint=mutual_tls_receiver.endpoint, protocol=mutual_tls_receiver.protocol, timeout=2)
+    with caplog.at_level(logging.WARNING, logger="promptrecorder"), PromptRecorder("no-client-cert"):
+        autorecord("p", "r")
+    assert flush(timeout=10) is False
+    assert mutual_tls_receiver.spans() == []
+    warnings = [record.getMessage() for record in caplog.records if record.name.startswith("promptrecorder")]
+    assert len(warnings) == 1
+    assert mutual_tls_receiver.endpoint.split("//")[1] in warnings[0]
+    # neither protocol's client hears the cause plainly (gRPC: "Socket closed"; HTTP: an EOF
+    # or the TLS alert, whichever wins the race), so the reason names what may be missing
+    assert "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE" in warnings[0]
 
 
 def test_export_over_tls_with_auth_headers_arrives_and_leaks_nothing(

@@ -50,6 +50,13 @@ CAUSE_WRONG_PROTOCOL: Final = "wrong-protocol"  # OTLP/HTTP to a gRPC port or th
 CAUSE_CLOSED_CONNECTION: Final = "connection-closed"  # taken, then closed without an answer
 CAUSE_CONNECTION: Final = "connection"  # another failure to reach the server
 CAUSE_REDIRECT: Final = "redirect"  # a 3xx answer, which OTLP does not follow
+
+# A TLS server that requires a client certificate ends the handshake of a client without one;
+# the client often hears only that the connection closed. Said when no client certificate is set.
+CLIENT_CERTIFICATE_HINT: Final = (
+    "; a server that requires a client certificate answers a client without one this way "
+    "(OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE and OTEL_EXPORTER_OTLP_CLIENT_KEY)"
+)
 CAUSE_SENDER_CLOSED: Final = "sender-closed"  # send() after close()
 CAUSE_ERROR: Final = "error"  # anything else (a bug of ours, an unexpected library error)
 

@@ -24,6 +24,7 @@ from promptrecorder.export.otlp_send import (
     CAUSE_TLS_UNTRUSTED,
     CAUSE_UNRESOLVED,
     CAUSE_WRONG_PROTOCOL,
+    CLIENT_CERTIFICATE_HINT,
     USER_AGENT,
     SenderOptions,
     SendResult,
@@ -160,6 +161,8 @@ class GrpcSender:
             for words, retryable, template, cause in _UNAVAILABLE_CAUSES:
                 if any(word in lowered for word in words):
                     said = template.format(where=where, details=details)
+                    if cause == CAUSE_CLOSED_CONNECTION and not self.options.insecure:
+                        said += "" if self.options.client_certificate_file else CLIENT_CERTIFICATE_HINT
                     return result(False, retryable, False, said, status=code, cause=cause)
         if code == "DEADLINE_EXCEEDED":
             return result(

@@ -27,6 +27,7 @@ from promptrecorder.export.otlp_send import (
     CAUSE_TLS_UNTRUSTED,
     CAUSE_UNRESOLVED,
     CAUSE_WRONG_PROTOCOL,
+    CLIENT_CERTIFICATE_HINT,
     USER_AGENT,
     SenderOptions,
     SendResult,
@@ -150,6 +151,11 @@ class HttpSender:
         )
 
 
+# What an ssl error says when the server ended the handshake: its alert that a client
+# certificate is required, or, when the alert raced the request, only the connection's end.
+_HANDSHAKE_ENDED = ("CERTIFICATE_REQUIRED", "certificate required", "EOF occurred in violation of protocol")
+
+
 def transport_failure(error: requests.RequestException, options: SenderOptions, timeout: float) -> SendResult:
     """The result of an attempt that got no answer: what ``requests`` ran into, classified."""
     text = scrub(str(error), options)
@@ -165,6 +171,9 @@ def transport_failure(error: requests.RequestException, options: SenderOptions, 
                 CAUSE_TLS_NOT_SPOKEN,
                 text,
             )
+        if not options.client_certificate_file and any(word in text for word in _HANDSHAKE_ENDED):
+            said = f"TLS: the server ended the handshake ({where}){CLIENT_CERTIFICATE_HINT}"
+            return _failure(False, said, CAUSE_TLS, text)
         return _failure(False, f"TLS: {text} ({where})", CAUSE_TLS, text)
     if isinstance(error, exceptions.Timeout):
         return _failure(True, f"timeout: no answer within {timeout:g} s ({where})", CAUSE_TIMEOUT, text)
