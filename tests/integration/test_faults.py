@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -280,6 +281,69 @@ def test_a_collector_slower_than_the_timeout_costs_the_application_nothing(tmp_p
     assert app.slowest < APP_BOUND_S
     # A request the collector took after the client gave up on it may arrive twice later:
     # the spool is at-least-once in that window (README, "Durable delivery").
+
+
+class _TricklingCollector:
+    """An HTTP server on 127.0.0.1 that reads each request whole, then answers one byte every
+    ``every`` seconds: each read of the client's returns within its read timeout, so the send as
+    a whole has no bound of its own. Stops its threads itself at ``close()``."""
+
+    _ANSWER = b"HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\n\r\n"
+
+    def __init__(self, every: float) -> None:
+        self.every = every
+        self.closed = threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.listener.settimeout(0.1)
+        self.thread = threading.Thread(target=self._serve, name="trickling-collector", daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while not self.closed.is_set():
+            try:
+                connection, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            threading.Thread(target=self._answer, args=(connection,), daemon=True).start()
+
+    def _answer(self, connection: socket.socket) -> None:
+        with connection:
+            connection.settimeout(5)
+            try:
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    head += connection.recv(65536)
+                for byte in self._ANSWER:
+                    if self.closed.wait(self.every):
+                        return
+                    connection.sendall(bytes((byte,)))
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.closed.set()
+        self.thread.join(timeout=5)
+        self.listener.close()
+
+
+def test_a_collector_that_trickles_its_answer_costs_the_application_nothing(tmp_path: Path) -> None:
+    """One byte every 0.4 s, so no single read times out: blocks stay fast, and flush() and
+    shutdown() return within their own timeouts, not when the answer ends (~30 s)."""
+    collector = _TricklingCollector(every=0.4)
+    try:
+        _configure("http/protobuf", collector.port, None, timeout=0.5)
+        app = App()
+        app.requests(10)
+        started = time.monotonic()
+        assert flush(timeout=1) is False
+        assert time.monotonic() - started < 2
+        started = time.monotonic()
+        shutdown(timeout=1)
+        assert time.monotonic() - started < 2
+    finally:
+        collector.close()
+    assert app.slowest < APP_BOUND_S
 
 
 # --- answering errors --------------------------------------------------------------------------------
