@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from opentelemetry import trace
-from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace import Span as SDKSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
@@ -29,6 +28,13 @@ from promptrecorder._diagnostics import warn_once
 from promptrecorder.credentials import mask_url
 from promptrecorder.errors import SpoolUnavailableError
 from promptrecorder.export import delivery_processor, senders
+from promptrecorder.export.configure_options import (
+    PipelineLimits,
+    build_resource,
+    exporter_names,
+    parse_headers,
+    spool_settings,
+)
 from promptrecorder.export.console import CompactConsoleExporter
 from promptrecorder.export.delivery import Delivery, DeliveryStats, ExporterSender
 from promptrecorder.export.delivery_processor import DeliveryProcessor
@@ -198,9 +204,9 @@ def configure(
         log_events = settings.env_flag(settings.PROMPTRECORDER_LOG_EVENTS)
     elif not isinstance(log_events, bool):
         raise TypeError(f"`log_events` must be a bool or None, got {log_events!r}")
-    spool = _spool_settings(spool_dir, spool_max_bytes)
-    limits = _Limits.resolve(max_request_bytes)
-    pipeline = _build_pipeline(endpoint, protocol, exporter, _parse_headers(headers), timeout, spool, limits)
+    spool = spool_settings(spool_dir, spool_max_bytes)
+    limits = PipelineLimits.resolve(max_request_bytes)
+    pipeline = _build_pipeline(endpoint, protocol, exporter, parse_headers(headers), timeout, spool, limits)
     with _lock:
         if _state is None:
             current = trace.get_tracer_provider()
@@ -217,7 +223,7 @@ def configure(
                 recording_log_events.enable(log_events)
                 return current
             provider = TracerProvider(
-                resource=_resource(service_name, resource_attributes), shutdown_on_exit=False
+                resource=build_resource(service_name, resource_attributes), shutdown_on_exit=False
             )
             switch = _SwitchableProcessor()
             provider.add_span_processor(switch)
@@ -239,7 +245,7 @@ def configure(
         if log_events and _state.logs is None:
             from promptrecorder.export.log_export import start_logs  # the Logs SDK loads only here
 
-            _state.logs = start_logs(provider.resource, protocol, endpoint, _parse_headers(headers), timeout)
+            _state.logs = start_logs(provider.resource, protocol, endpoint, parse_headers(headers), timeout)
         recording_log_events.enable(log_events, _state.logs)
     _stop_pipeline(previous, shutdown_timeout)
     for delivery in pipeline.deliveries:
@@ -369,52 +375,6 @@ if hasattr(os, "register_at_fork"):
 # --- building the pipeline --------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Limits:
-    """The queue and batch bounds, from ``OTEL_BSP_*`` and ``PROMPTRECORDER_MAX_*_BYTES``."""
-
-    max_queue_spans: int
-    max_queue_bytes: int
-    max_batch_spans: int
-    max_request_bytes: int
-    schedule_delay_s: float
-
-    @classmethod
-    def resolve(cls, max_request_bytes: int | None) -> _Limits:
-        if max_request_bytes is None:
-            max_request_bytes = _env_int(settings.PROMPTRECORDER_MAX_REQUEST_BYTES, "bytes")
-        elif (
-            isinstance(max_request_bytes, bool)
-            or not isinstance(max_request_bytes, int)
-            or max_request_bytes < 1
-        ):
-            raise ValueError(f"`max_request_bytes` must be a positive int (bytes), got {max_request_bytes!r}")
-        queue_spans = _env_int(settings.OTEL_BSP_MAX_QUEUE_SIZE, "spans")
-        batch_spans = _env_int(settings.OTEL_BSP_MAX_EXPORT_BATCH_SIZE, "spans")
-        return cls(
-            max_queue_spans=queue_spans,
-            max_queue_bytes=max(
-                _env_int(settings.PROMPTRECORDER_MAX_QUEUE_BYTES, "bytes"), max_request_bytes
-            ),
-            max_batch_spans=min(batch_spans, queue_spans),  # as the SDK's processor
-            max_request_bytes=max_request_bytes,
-            schedule_delay_s=_env_int(settings.OTEL_BSP_SCHEDULE_DELAY, "milliseconds") / 1000,
-        )
-
-
-def _env_int(name: str, unit: str) -> int:
-    """A positive whole number from the variable ``name``, else its default in ``settings``."""
-    raw = settings.env(name)
-    default = settings.ENVIRONMENT[name][0]
-    try:
-        value = int(raw if raw is not None else str(default))
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise ValueError(f"{name} must be a positive whole number of {unit}, got {raw!r}")
-    return value
-
-
 def _build_pipeline(
     endpoint: str | None,
     protocol: str | None,
@@ -422,7 +382,7 @@ def _build_pipeline(
     headers: dict[str, str] | None,
     timeout: float | None,
     spool: tuple[str, int] | None,
-    limits: _Limits,
+    limits: PipelineLimits,
 ) -> _Pipeline:
     pipeline = _Pipeline()
     if timeout is not None and (
@@ -434,7 +394,7 @@ def _build_pipeline(
         export_timeout = float(timeout or settings.DEFAULT_EXPORT_TIMEOUT_S)
         _add_delivery(pipeline, sender, sender.destination, spool, limits, export_timeout, retry=False)
         return pipeline
-    for name in _exporter_names(exporter):
+    for name in exporter_names(exporter):
         if name == "console":
             pipeline.processors.append(SimpleSpanProcessor(CompactConsoleExporter()))
             pipeline.destinations.append("the console")
@@ -456,7 +416,7 @@ def _add_delivery(
     sender: OtlpSender,
     destination: str,
     spool: tuple[str, int] | None,
-    limits: _Limits,
+    limits: PipelineLimits,
     export_timeout: float,
     *,
     retry: bool = True,
@@ -493,84 +453,3 @@ def _add_delivery(
     )
     pipeline.deliveries.append(delivery)
     pipeline.destinations.append(destination)
-
-
-def _spool_settings(
-    spool_dir: str | os.PathLike[str] | None, spool_max_bytes: int | None
-) -> tuple[str, int] | None:
-    """The spool's directory and bound from the arguments, else the variables; None for no spool."""
-    if spool_dir is None:
-        spool_dir = settings.env(settings.PROMPTRECORDER_SPOOL_DIR)
-    elif not isinstance(spool_dir, (str, os.PathLike)) or not os.fspath(spool_dir):
-        raise TypeError(
-            f"`spool_dir` must be a directory path (str or os.PathLike) or None, got {spool_dir!r}"
-        )
-    if spool_max_bytes is None:
-        raw = settings.env(settings.PROMPTRECORDER_SPOOL_MAX_BYTES)
-        try:
-            spool_max_bytes = settings.DEFAULT_SPOOL_MAX_BYTES if raw is None else int(raw)
-        except ValueError:
-            raise ValueError(
-                f"{settings.PROMPTRECORDER_SPOOL_MAX_BYTES} must be a whole number of bytes, got {raw!r}"
-            ) from None
-    if not isinstance(spool_max_bytes, int) or isinstance(spool_max_bytes, bool) or spool_max_bytes < 1:
-        raise ValueError(f"`spool_max_bytes` must be a positive int (bytes), got {spool_max_bytes!r}")
-    if spool_dir is None:
-        return None
-    return os.fspath(spool_dir), spool_max_bytes
-
-
-def _exporter_names(exporter: str | Sequence[str] | None) -> list[str]:
-    if exporter is None:
-        names = (settings.env(settings.OTEL_TRACES_EXPORTER) or "otlp").split(",")
-        source = settings.OTEL_TRACES_EXPORTER
-    elif isinstance(exporter, str):
-        names, source = exporter.split(","), "`exporter`"
-    elif isinstance(exporter, Sequence) and all(isinstance(item, str) for item in exporter):
-        names, source = list(exporter), "`exporter`"
-    else:
-        raise TypeError(
-            "`exporter` must be 'otlp', 'console', 'none', a list of those or a SpanExporter, "
-            f"got {type(exporter).__name__}: {exporter!r}"
-        )
-    cleaned = [name.strip().lower() for name in names if name.strip()]
-    for name in cleaned:
-        if name not in settings.EXPORTERS:
-            raise ValueError(f"{source} must name exporters among {settings.EXPORTERS}, got {name!r}")
-    return [] if "none" in cleaned else list(dict.fromkeys(cleaned))
-
-
-def _parse_headers(headers: Mapping[str, str] | str | None) -> dict[str, str] | None:
-    """Headers from a mapping or ``"k=v,k2=v2"``; no error message ever quotes a value (a token)."""
-    if headers is None:
-        return None  # the sender reads OTEL_EXPORTER_OTLP_(TRACES_)HEADERS itself
-    if isinstance(headers, Mapping):
-        return {str(key).lower(): str(value) for key, value in headers.items()}
-    if isinstance(headers, str):
-        parsed = {}
-        for number, item in enumerate(headers.split(","), start=1):
-            key, sep, value = item.partition("=")
-            if not sep or not key.strip():
-                name, colon, _ = item.partition(":")
-                hint = (
-                    f"; write {name.strip()!r} as '{name.strip()}=<value>'"
-                    if colon and name.strip() and " " not in name.strip()
-                    else ""
-                )
-                raise ValueError(
-                    f"`headers` must be 'key=value,key2=value2', got an item (number {number}) "
-                    f"without '=' or without a name{hint}; its value is not shown"
-                )
-            parsed[key.strip().lower()] = value.strip()
-        return parsed
-    raise TypeError(f"`headers` must be a dict or a 'k=v,k2=v2' str, got {type(headers).__name__}")
-
-
-def _resource(service_name: str | None, attributes: Mapping[str, str] | None) -> Resource:
-    extra: dict[str, str] = dict(attributes or {})
-    if service_name is not None:
-        if not isinstance(service_name, str) or not service_name:
-            raise ValueError(f"`service_name` must be a non-empty str, got {service_name!r}")
-        extra[SERVICE_NAME] = service_name
-    # Resource.create merges OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME under `extra`.
-    return Resource.create(extra)
