@@ -457,7 +457,7 @@ def _sdk_floor(
         _endpoint(client.chat.completions),
     )
     exported = dict(call.attributes)
-    start = {key: exported.pop(key) for key in _request_attributes(request)}
+    start = {key: exported.pop(key) for key in _request_attributes(request, request.model, None)}
     messages = exported.pop(semconv.GEN_AI_INPUT_MESSAGES)
     outcome = exported
     prompt, response = dict(prompt_event.attributes), dict(response_event.attributes)
