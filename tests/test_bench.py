@@ -7,12 +7,12 @@ micro-benchmark runs end to end and that the delivery row's floor is computed as
 from __future__ import annotations
 
 import importlib.util
-import json
-import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+from tests.bench_run import run_bench
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,16 +28,7 @@ def _load(name: str) -> ModuleType:
 
 
 def test_overhead_quick_run_reports_every_case(tmp_path: Path) -> None:
-    out = tmp_path / "overhead.json"
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "overhead.py"), "--quick", "--rounds", "1", "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-    )
-    assert result.returncode == 0, result.stderr
-    report = json.loads(out.read_text(encoding="utf-8"))
+    report, _ = run_bench("overhead", tmp_path / "overhead.json", "--quick", "--rounds", "1")
     assert set(report["cases"]) >= {
         "floor_append",
         "autorecord_idle",
@@ -58,17 +49,9 @@ def test_overhead_quick_run_reports_every_case(tmp_path: Path) -> None:
 def test_the_hot_path_benchmark_puts_each_row_beside_its_reference(tmp_path: Path) -> None:
     """Issue 15's rows: text sizes, threads and one-pair blocks, each with call spans and
     without, each divided by its bare-span reference measured in the same run."""
-    out = tmp_path / "hot_path.json"
-    command = [sys.executable, str(ROOT / "bench" / "hot_path.py"), "--quick", "--rounds", "1"]
-    result = subprocess.run(
-        [*command, "--batch-ms", "1", "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
+    report, _ = run_bench(
+        "hot_path", tmp_path / "hot_path.json", "--quick", "--rounds", "1", "--batch-ms", "1"
     )
-    assert result.returncode == 0, result.stderr
-    report = json.loads(out.read_text(encoding="utf-8"))
     rows = [f"ours_{size}" for size in (100, 200, 10_000, 1_000_000)]
     rows += [f"ours_200_threads_{threads}" for threads in (1, 8, 32)] + ["ours_200_block"]
     expected = {f"{row}{mode} / bare_{row[5:]}" for row in rows for mode in ("", "_events_only")}
@@ -123,41 +106,16 @@ def test_the_delivery_floor_is_a_third_of_the_stock_cpu_per_record_and_what_a_re
 
 def test_the_backlog_benchmark_delivers_every_record_through_each_pipeline(tmp_path: Path) -> None:
     """bench/backlog.py's three pipelines each deliver all their records to the receiver."""
-    out = tmp_path / "backlog.json"
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "backlog.py"),
-            "--records",
-            "300",
-            "--rounds",
-            "1",
-            "--out",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-    )
-    assert result.returncode == 0, result.stderr
-    results = json.loads(out.read_text(encoding="utf-8"))["results"]
+    results = run_bench("backlog", tmp_path / "backlog.json", "--records", "300", "--rounds", "1")[0][
+        "results"
+    ]
     assert [row["pipeline"] for row in results] == ["stock", "spans", "bytes"]
     assert all(row["flushed"] and row["received"] == 300 for row in results), results
 
 
 def test_the_stock_limits_benchmark_reports_both_pipelines_against_the_4_mib_receiver(tmp_path: Path) -> None:
     """bench/stock_limits.py's smoke run sends through ours and the stock SDK and reports what arrived."""
-    out = tmp_path / "stock_limits.json"
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "stock_limits.py"), "--smoke", "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        cwd=ROOT,
-    )
-    assert result.returncode == 0, result.stderr
-    results = json.loads(out.read_text(encoding="utf-8"))["results"]
+    results = run_bench("stock_limits", tmp_path / "stock_limits.json", "--smoke", timeout=240)[0]["results"]
     assert [row["pipeline"] for row in results] == ["ours", "stock"]
     for row in results:
         # Spans: 100 requests, ours two spans each (the recorder span and the pair's call span).

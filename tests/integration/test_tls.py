@@ -12,6 +12,7 @@ import ssl
 from collections.abc import Iterator
 from concurrent import futures
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -150,6 +151,20 @@ def mutual_tls_receiver(request: pytest.FixtureRequest, authority: trustme.CA) -
         yield receiver
 
 
+def _refused_export(receiver: Receiver, caplog: pytest.LogCaptureFixture, **options: Any) -> str:
+    """Record one pair through configure() to ``receiver`` whose handshake fails: flush() is
+    False, nothing arrives, and exactly one warning names the endpoint; return that warning."""
+    configure(endpoint=receiver.endpoint, protocol=receiver.protocol, timeout=2, **options)
+    with caplog.at_level(logging.WARNING, logger="promptrecorder"), PromptRecorder("refused"):
+        autorecord("p", "r")
+    assert flush(timeout=10) is False
+    assert receiver.spans() == []
+    warnings = [record.getMessage() for record in caplog.records if record.name.startswith("promptrecorder")]
+    assert len(warnings) == 1
+    assert receiver.endpoint.split("//")[1] in warnings[0]
+    return warnings[0]
+
+
 def test_mutual_tls_with_the_client_certificate_the_otlp_variables_name_delivers(
     mutual_tls_receiver: Receiver,
     authority: trustme.CA,
@@ -183,17 +198,10 @@ def test_mutual_tls_without_a_client_certificate_gets_nothing_and_it_is_said_pla
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_CERTIFICATE", str(ca_file))
     monkeypatch.delenv("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", raising=False)
     monkeypatch.delenv("OTEL_EXPORTER_OTLP_CLIENT_KEY", raising=False)
-    configure(endpoint=mutual_tls_receiver.endpoint, protocol=mutual_tls_receiver.protocol, timeout=2)
-    with caplog.at_level(logging.WARNING, logger="promptrecorder"), PromptRecorder("no-client-cert"):
-        autorecord("p", "r")
-    assert flush(timeout=10) is False
-    assert mutual_tls_receiver.spans() == []
-    warnings = [record.getMessage() for record in caplog.records if record.name.startswith("promptrecorder")]
-    assert len(warnings) == 1
-    assert mutual_tls_receiver.endpoint.split("//")[1] in warnings[0]
+    warning = _refused_export(mutual_tls_receiver, caplog)
     # neither protocol's client hears the cause plainly (gRPC: "Socket closed"; HTTP: an EOF
     # or the TLS alert, whichever wins the race), so the reason names what may be missing
-    assert "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE" in warnings[0]
+    assert "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE" in warning
 
 
 def test_export_over_tls_with_auth_headers_arrives_and_leaks_nothing(
@@ -228,20 +236,8 @@ def test_a_tls_receiver_the_exporter_does_not_trust_gets_nothing_and_it_is_said_
 ) -> None:
     """Without the CA, the handshake fails: flush() is False and one warning names the endpoint."""
     monkeypatch.delenv("OTEL_EXPORTER_OTLP_CERTIFICATE", raising=False)
-    configure(
-        endpoint=tls_receiver.endpoint,
-        protocol=tls_receiver.protocol,
-        headers={"Authorization": TOKEN},
-        timeout=2,
-    )
-    with caplog.at_level(logging.WARNING, logger="promptrecorder"), PromptRecorder("untrusted"):
-        autorecord("p", "r")
-    assert flush(timeout=10) is False
-    assert tls_receiver.spans() == []
-    warnings = [record.getMessage() for record in caplog.records if record.name.startswith("promptrecorder")]
-    assert len(warnings) == 1
-    assert tls_receiver.endpoint.split("//")[1] in warnings[0]
-    assert "tls-test-token" not in warnings[0]
+    warning = _refused_export(tls_receiver, caplog, headers={"Authorization": TOKEN})
+    assert "tls-test-token" not in warning
 
 
 def test_the_sender_trusts_the_ca_the_otlp_variable_names(
