@@ -42,7 +42,9 @@ from tests.fake_openai import FakeOpenAI, completion
 CONTRACT = Path(__file__).with_name("export_contract.json")
 # Where the checkout is differs between machines: the exception's stack trace names its files.
 ROOT = str(Path(__file__).resolve().parents[3])
-BASE = datetime(2026, 12, 6, 9, 0, 0, tzinfo=timezone.utc)
+# The session's own clock: far from any day the test runs, so that a time it set is never
+# mistaken for one the clock set (or the reverse), whatever the date.
+BASE = datetime(2001, 2, 3, 4, 0, 0, tzinfo=timezone.utc)
 PROSE = "The quick brown fox asks about task-risk and sk-ills; a printer jams on duplex. "
 SECRET = "sk-proj-" + "A1b2C3d4E5f6G7h8I9j0" * 2
 AWS = "AKIAIOSFODNN7EXAMPLE"
@@ -172,7 +174,9 @@ def _normalised_records(records: list[dict[str, Any]], normaliser: _Normaliser) 
     for record in records:
         for key in ("started_at", "ended_at"):
             value = record.get(key)
-            if isinstance(value, str) and not value.startswith("2026-12-06T09:"):
+            if isinstance(value, str) and not _set_by_session(
+                int(datetime.fromisoformat(value).timestamp() * 1e9)
+            ):
                 record[key] = "<now>"
     return [normaliser.value(record) for record in records]
 
