@@ -14,7 +14,8 @@ Three families of rows, each ``ours`` beside its reference in the same run, inte
 Both sides end their spans into the same processor, which encodes every span into OTLP as it
 ends (``promptrecorder.export.otlp_encode.encode_span``, what ``configure()``'s pipeline does in
 the thread that ends the span) and drops the bytes, so the reference pays for its payload as
-ours does. Each is measured twice for ours: with the per-pair call spans (``call_spans=True``,
+ours does. With ``--export memory`` the processor is instead a SimpleSpanProcessor with an
+InMemorySpanExporter (no encoding), as the figures issue 15 quotes were measured. Each is measured twice for ours: with the per-pair call spans (``call_spans=True``,
 the default) and without (events only).
 
 A **floor** row per text size and mode is only the SDK calls and the encoding of exactly the
@@ -27,6 +28,7 @@ garbage collector is off during a batch. Ratios are taken within a round, then t
 
     .venv/bin/python bench/hot_path.py            # ~40 s on 2 cores; writes bench/results/hot_path.json
     .venv/bin/python bench/hot_path.py --quick    # smoke run
+    .venv/bin/python bench/hot_path.py --export memory   # as issue 15 measured; writes hot_path_memory.json
 """
 
 from __future__ import annotations
@@ -45,10 +47,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind, set_span_in_context
+from opentelemetry.trace import SpanKind, Tracer, set_span_in_context
 
 from promptrecorder import PromptRecorder, autorecord
 from promptrecorder.export.otlp_encode import encode_span
@@ -70,16 +73,38 @@ def text(length: int, salt: str) -> str:
     return body[:length]
 
 
-class _EncodeAndDrop(SpanProcessor):
-    """Encodes each span into OTLP as it ends, as configure()'s pipeline does, and drops the bytes."""
+class _EndedSpans(SpanProcessor):
+    """Where both sides' spans end. ``encode`` (the default): each span is encoded into OTLP as
+    it ends, as configure()'s pipeline does, and the bytes dropped. ``memory``: each span goes
+    to a SimpleSpanProcessor with an InMemorySpanExporter, unencoded, which is how
+    bench/overhead.py measured the figures issue 15 quotes (emptied before every batch)."""
+
+    def __init__(self) -> None:
+        self.mode = "encode"
+        self.memory = InMemorySpanExporter()
+        self._simple = SimpleSpanProcessor(self.memory)
 
     def on_end(self, span: ReadableSpan) -> None:
-        encode_span(span)
+        if self.mode == "encode":
+            encode_span(span)
+        else:
+            self._simple.on_end(span)
 
 
+class _StockEncodeAndDrop(SpanProcessor):
+    """Encodes each span as it ends with the stock OTLP exporter's protobuf encoder, and drops the bytes."""
+
+    def on_end(self, span: ReadableSpan) -> None:
+        encode_spans([span]).SerializeToString()
+
+
+ENDED = _EndedSpans()
 PROVIDER = TracerProvider()
-PROVIDER.add_span_processor(_EncodeAndDrop())
+PROVIDER.add_span_processor(ENDED)
 TRACER = PROVIDER.get_tracer("bench")
+STOCK_PROVIDER = TracerProvider()
+STOCK_PROVIDER.add_span_processor(_StockEncodeAndDrop())
+STOCK_TRACER = STOCK_PROVIDER.get_tracer("bench")
 
 
 def _recorder(call_spans: bool) -> PromptRecorder:
@@ -96,8 +121,8 @@ def _ours(recorder: PromptRecorder, prompt: str, response: str, n: int) -> None:
             record(prompt, response, model=MODEL, input_tokens=17, output_tokens=19)
 
 
-def _bare(prompt: str, response: str, n: int) -> None:
-    tracer, ident = TRACER, _BARE_ID
+def _bare(prompt: str, response: str, n: int, tracer: Tracer = TRACER) -> None:
+    ident = _BARE_ID
     for _ in range(n):
         span = tracer.start_span("chat " + MODEL)
         span.add_event("gen_ai.prompt", {"id": ident, "text": prompt, "model": MODEL, "tokens": 17})
@@ -194,6 +219,7 @@ class Case:
     cpu_ns: list[float] = field(default_factory=list)
 
     def batch(self, n: int) -> tuple[float, float]:
+        ENDED.memory.clear()
         gc.collect()
         gc.disable()
         try:
@@ -226,6 +252,11 @@ def cases() -> list[Case]:
                 f"bare_{size}",
                 f"bare SDK span, two events of {size:,} characters",
                 lambda n, p=prompt, r=response: _bare(p, r, n),
+            ),
+            Case(
+                f"bare_stock_{size}",
+                "the same bare span, encoded by the stock OTLP exporter's encoder",
+                lambda n, p=prompt, r=response: _bare(p, r, n, STOCK_TRACER),
             ),
             Case(
                 f"ours_{size}",
@@ -278,6 +309,11 @@ def cases() -> list[Case]:
         ),
         Case("bare_200", "bare SDK span, two events of 200 characters", lambda n: _bare(prompt, response, n)),
         Case(
+            "bare_stock_200",
+            "the same bare span, encoded by the stock OTLP exporter's encoder",
+            lambda n: _bare(prompt, response, n, STOCK_TRACER),
+        ),
+        Case(
             "ours_200",
             "autorecord of 200-character texts in one recorder",
             lambda n: _ours(with_spans, prompt, response, n),
@@ -322,6 +358,8 @@ RATIOS: list[tuple[str, str, float | None]] = [
     # and ours beside its floor (our own overhead).
     *[(f"floor_{s}{m}", f"bare_{s}", None) for s in (*SIZES, 200) for m in ("", "_events_only")],
     *[(f"ours_{s}{m}", f"floor_{s}{m}", None) for s in (*SIZES, 200) for m in ("", "_events_only")],
+    # Context: ours beside a bare span exported through the SDK's stock encoder.
+    *[(f"ours_{s}{m}", f"bare_stock_{s}", None) for s in (*SIZES, 200) for m in ("", "_events_only")],
 ]
 
 
@@ -411,20 +449,31 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="a smoke run")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument(
+        "--export",
+        choices=("encode", "memory"),
+        default="encode",
+        help="what happens to ended spans: encoded into OTLP (default), or kept unencoded in memory",
+    )
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
+    ENDED.mode = args.export
+    out = args.out or DEFAULT_OUT.with_name(
+        "hot_path.json" if args.export == "encode" else "hot_path_memory.json"
+    )
     rounds = args.rounds or (3 if args.quick else 15)
     batch_ms = args.batch_ms or (5.0 if args.quick else 40.0)
     started = time.perf_counter()
     data = report(run(rounds, batch_ms, args.seed), rounds, batch_ms)
     data["method"]["elapsed_s"] = round(time.perf_counter() - started, 1)
+    data["method"]["export"] = args.export
     print(
         f"Python {data['python']}; {rounds} rounds of ~{batch_ms:g} ms batches, {data['method']['elapsed_s']} s"
     )
     print(format_report(data))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    print(f"\nwrote {args.out}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    print(f"\nwrote {out}")
     return 0
 
 

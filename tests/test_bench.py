@@ -59,11 +59,33 @@ def test_the_hot_path_benchmark_puts_each_row_beside_its_reference(tmp_path: Pat
     for size in (100, 200, 10_000, 1_000_000):
         for mode in ("", "_events_only"):
             expected |= {f"floor_{size}{mode} / bare_{size}", f"ours_{size}{mode} / floor_{size}{mode}"}
+            # and, for context, beside a bare span encoded by the stock OTLP exporter's encoder
+            expected.add(f"ours_{size}{mode} / bare_stock_{size}")
     assert set(report["ratios"]) == expected
+    assert report["method"]["export"] == "encode"
     assert all(ratio["wall"] > 0 and ratio["cpu"] > 0 for ratio in report["ratios"].values())
     assert report["ratios"]["ours_10000 / bare_10000"]["target_max"] == 1.5
     assert report["ratios"]["ours_200_threads_32 / bare_200_threads_32"]["target_max"] == 1.0
     assert all(case["wall_ns"] > 0 for case in report["cases"].values())
+
+
+def test_the_hot_path_benchmark_can_measure_as_issue_15_did(tmp_path: Path) -> None:
+    """``--export memory``: both sides end into an in-memory exporter, unencoded, the method
+    of the figures issue 15 quotes; the same rows."""
+    report, _ = run_bench(
+        "hot_path",
+        tmp_path / "memory.json",
+        "--quick",
+        "--rounds",
+        "1",
+        "--batch-ms",
+        "1",
+        "--export",
+        "memory",
+    )
+    assert report["method"]["export"] == "memory"
+    assert report["ratios"]["ours_200 / bare_200"]["target_max"] == 0.6
+    assert all(ratio["wall"] > 0 for ratio in report["ratios"].values())
 
 
 def _case(cpu_us: float) -> dict[str, Any]:
