@@ -13,7 +13,7 @@ minutes (the ratio of the two shows the square; 1 MB is estimated from 64 KB as 
 Texts with no secret (a model name, a 200-character sentence, prose of 10 KB and 1 MB: what
 every model name and metadata value costs in the caller's request) are measured per call,
 side by side with the first scrubber as it ran, pre-check included, loaded from git
-(``git show e580f4b:src/promptrecorder/recording/redaction.py``; left out where git cannot show it).
+(``git show e580f4b:src/promptrecorder/redaction.py``; left out where git cannot show it).
 
 Run from the repository root::
 
@@ -49,7 +49,7 @@ KB = 1024
 MB = 1024 * KB
 RESULTS = Path(__file__).resolve().parent / "results"
 ROOT = Path(__file__).resolve().parent.parent
-FIRST_SCRUBBER = "e580f4b:src/promptrecorder/recording/redaction.py"
+FIRST_SCRUBBER = "e580f4b:src/promptrecorder/redaction.py"
 
 ENGLISH = (
     "The quick brown fox jumps over the lazy dog. Our team reviewed the task-list and the "
@@ -160,11 +160,31 @@ def _us_per_call(scrub: Callable[[str], object], text: str, rounds: int) -> floa
     return min(timeit.repeat(lambda: scrub(text), number=calls, repeat=rounds)) * 1e6 / calls
 
 
+# Markdown and code hold nearly every character the pre-check looks for ("-", "_", "/",
+# ":", "=", "A", "G", "9", "x"), so every group's literals are searched for.
+MARKDOWN = (
+    "## Configuration\n\nSet `OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318` and run "
+    "`promptrecorder demo --format=json`; see [docs/deployment.md](docs/deployment.md). A GET on "
+    "`/api/v3/traces` returns the spans; 9 of 10 services keep the defaults (max_span_bytes: 4 MiB).\n\n"
+    "| key | value |\n| --- | --- |\n| `capture` | full |\n| `box-shadow` | 0 0 2px |\n\n"
+)
+CODE = (
+    "def handle(request: Request) -> Response:\n"
+    '    """Answer one support ticket (GET /tickets/{id}; a 2xx reply)."""\n'
+    '    with PromptRecorder("support-bot", max_records=1_000) as recorder:\n'
+    "        reply = client.chat.completions.create(\n"
+    '            model="gpt-4o-mini", messages=[{"role": "user", "content": request.text}]\n'
+    "        )\n"
+    "    return Response(text=reply.choices[0].message.content, status=200, x_trace=recorder.trace_id)\n\n"
+)
+
 # Texts with no secret in them, as every model name and metadata value is.
 ORDINARY: dict[str, str] = {
     "model_name": "gpt-4o-mini",
     "sentence": _repeated(PROSE)(200),
     "prose": _repeated(PROSE)(10 * KB),
+    "markdown": _repeated(MARKDOWN)(10 * KB),
+    "python_source": _repeated(CODE)(10 * KB),
     "prose_1mb": _repeated(PROSE)(MB),
 }
 
