@@ -7,10 +7,17 @@ pre-check, so both must agree on every text.
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from promptrecorder.recording.redaction import BUILTIN_SECRET_PATTERNS, SecretScrubber
+from promptrecorder.recording.redaction import (
+    _BUILTIN_CHARACTERS,
+    _BUILTIN_LITERALS,
+    BUILTIN_SECRET_PATTERNS,
+    GATED_LENGTH,
+    SecretScrubber,
+)
 
 GATED = SecretScrubber()
 UNGATED = SecretScrubber(extra={"never": r"(?!)"})
@@ -93,3 +100,36 @@ def test_a_subset_of_the_built_in_patterns_keeps_the_pre_check():
     assert scrubber._cased == ("xox",)
     assert scrubber("token xoxb-1234567890abc") == ("token [REDACTED:slack_token]", 1)
     assert scrubber("sk-proj-abcdefghijklmnopqrstuvwx") == ("sk-proj-abcdefghijklmnopqrstuvwx", 0)
+
+
+# Holds every group's characters and none of its literals: in a text this long each group
+# passes its character check and its gates (searched from GATED_LENGTH characters on) decide.
+FILLER = ("G-k-A9_x-/:= hk " * (GATED_LENGTH // 8))[: GATED_LENGTH + 1]
+
+
+def test_a_long_text_with_every_character_and_no_literal_searches_no_kind():
+    assert all(
+        character in FILLER for characters in _BUILTIN_CHARACTERS.values() for character in characters[0]
+    )
+    assert GATED._candidates(FILLER) == []
+    assert GATED._candidates(FILLER[: GATED_LENGTH - 1]) == []  # the same answer without the gates
+
+
+@pytest.mark.parametrize(
+    ("kind", "literal"),
+    [(kind, literal) for kind, (cased, _) in _BUILTIN_LITERALS.items() for literal in cased],
+)
+def test_each_cased_literal_passes_its_gates_anywhere_in_a_long_text(kind, literal):
+    """The gates stand for every literal: a kind whose literal a long text holds, at its start,
+    middle or end, is searched."""
+    index = GATED.kinds.index(kind)
+    for text in (literal + FILLER, FILLER + literal + FILLER, FILLER + literal):
+        assert len(text) >= GATED_LENGTH
+        assert index in GATED._candidates(text)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(texts)
+def test_the_gates_never_change_the_result(text):
+    for long_text in (FILLER + text, text + FILLER):
+        assert GATED(long_text) == UNGATED(long_text)
