@@ -331,6 +331,28 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+# What json's str encoder escapes but "\n", as bytes: an ASCII text holding none of them is
+# its JSON string between quotes once its line breaks are written as "\n".
+_JSON_ESCAPED_BUT_NEWLINE = bytes(range(0x20)).replace(b"\n", b"") + b'"\\'
+# From this length the check below costs less than json's own encoder (~2 ns a character).
+_FAST_JSON_LENGTH = 512
+
+
+def json_string(text: str) -> str:
+    """``encode_basestring(text)``: ``text`` as a JSON string, non-ASCII kept as it is.
+
+    A long ASCII text with nothing to escape but line breaks (most prompts) is written by
+    two C passes at memory speed, ~2x faster at 10,000 characters; anything else goes to
+    ``encode_basestring``.
+    """
+    if len(text) < _FAST_JSON_LENGTH or not text.isascii():
+        return encode_basestring(text)
+    data = text.encode("ascii")
+    if len(data.translate(None, _JSON_ESCAPED_BUT_NEWLINE)) != len(data):
+        return encode_basestring(text)
+    return '"' + text.replace("\n", "\\n") + '"'
+
+
 def user_message_json(text: str) -> str:
     """``gen_ai.input.messages`` for a single user text, built without ``json.dumps``.
 
@@ -338,12 +360,12 @@ def user_message_json(text: str) -> str:
     ``json.dumps([{"role": "user", "parts": [{"type": "text", "content": text}]}])``
     with ``ensure_ascii=False``.
     """
-    return '[{"role":"user","parts":[{"type":"text","content":' + encode_basestring(text) + "}]}]"
+    return '[{"role":"user","parts":[{"type":"text","content":' + json_string(text) + "}]}]"
 
 
 def assistant_message_json(text: str) -> str:
     """``gen_ai.output.messages`` for a single assistant text."""
-    return '[{"role":"assistant","parts":[{"type":"text","content":' + encode_basestring(text) + "}]}]"
+    return '[{"role":"assistant","parts":[{"type":"text","content":' + json_string(text) + "}]}]"
 
 
 def input_messages_json(
@@ -368,7 +390,7 @@ def _input_messages_json(messages: Sequence[Mapping[str, Any]], limit: int | Non
         prefix = _TEXT_MESSAGE_PREFIXES.get(role) if type(role) is str else None
         if prefix is None or type(content) is not str or len(message) != 2:
             return messages_json(to_genai_messages(messages, limit))
-        built.append(prefix + encode_basestring(export_text(content, limit)[0]) + "}]}")
+        built.append(prefix + json_string(export_text(content, limit)[0]) + "}]}")
     return "[" + ",".join(built) + "]"
 
 
@@ -396,11 +418,7 @@ def _output_messages_json(
         return messages_json([output_message(text, finish_reasons, tool_calls, limit)])
     ending = ',"finish_reason":' + encode_basestring(finish_reasons[0]) + "}]" if finish_reasons else "}]"
     return (
-        "["
-        + _TEXT_MESSAGE_PREFIXES["assistant"]
-        + encode_basestring(export_text(text, limit)[0])
-        + "}]"
-        + ending
+        "[" + _TEXT_MESSAGE_PREFIXES["assistant"] + json_string(export_text(text, limit)[0]) + "}]" + ending
     )
 
 

@@ -19,6 +19,7 @@ from promptrecorder.recording.content import (
     check_response,
     export_text,
     input_messages_json,
+    json_string,
     messages_json,
     output_message,
     output_messages_json,
@@ -331,6 +332,29 @@ def test_single_message_json_equals_json_dumps(text: str) -> None:
     assert assistant_message_json(text) == compact(
         [{"role": "assistant", "parts": [{"type": "text", "content": text}]}]
     )
+
+
+# Long texts take json_string's own path when they are ASCII with nothing to escape but "\n".
+LONG = [
+    "plain prose, nothing to escape. " * 40,
+    "line one\nline two\n" * 60,
+    *(("x" * 600) + character + ("y" * 10) for character in '"\\\t\r\b\f\x00\x1f\x7f'),
+    "\n" * 700,
+    "ascii then one é at the end " * 30 + "é",
+    *(text * (600 // max(len(text), 1) + 1) for text in TRICKY if text),
+]
+
+
+@pytest.mark.parametrize("text", LONG)
+def test_json_string_of_a_long_text_equals_json_dumps(text: str) -> None:
+    assert len(text) >= 512
+    assert json_string(text) == json.dumps(text, ensure_ascii=False)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(st.characters(max_codepoint=0x7F), min_size=500, max_size=3000) | any_text)
+def test_json_string_equals_json_dumps_for_any_text(text: str) -> None:
+    assert json_string(text) == json.dumps(text, ensure_ascii=False)
 
 
 @settings(max_examples=200, deadline=None)
