@@ -68,10 +68,9 @@ BUILTIN_SECRET_PATTERNS: Final[Mapping[str, str]] = {
 }
 
 # What any match of each built-in pattern contains: (case-sensitive literals, literals of a
-# case-insensitive part, found in the text's casefold()). Only the kinds whose literal a
-# text holds are searched for, and text holding none (nearly every prompt, every model
-# name) skips the regexes altogether. casefold() maps every character that IGNORECASE
-# matches to an ASCII letter (such as U+017F to "s") onto that letter.
+# case-insensitive part, in lower case, found in the text folded by `_fold`). Only the kinds
+# whose literal a text holds are searched for, and text holding none (nearly every prompt,
+# every model name) skips the regexes altogether.
 _BUILTIN_LITERALS: Final[Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
     "private_key": (("-----BEGIN ",), ()),
     "pgp_private_key": (("-----BEGIN PGP PRIVATE KEY BLOCK-----",), ()),
@@ -93,10 +92,11 @@ _BUILTIN_LITERALS: Final[Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]]] 
 # literal of several costs 0.2-0.7 ns), and most texts lack them (model names have no "k",
 # "x", "A" or "G"; prose no "-", "_" or "/"). Per kind, sets of characters: every match
 # holds all the characters of one of its sets (the AWS secret holds ":" or "="; the bearer
-# token's one set is empty, so it is looked for in every text). Kinds with the same set are
-# checked together. The Slack token's "-" and the AWS secret's ":" and "=" come from the
-# pattern, not the literal; tests/unit/recording/test_redaction.py draws matches of every pattern and
-# checks that each holds its characters and a literal.
+# token "b" or "B", so text in a script without Latin letters skips it). Kinds with the same
+# set are checked together, and a kind in two groups once. The Slack token's "-", the AWS
+# secret's ":" and "=" and the bearer token's "B" come from the pattern, not the literal;
+# tests/unit/recording/test_redaction.py draws matches of every pattern and checks that each
+# holds its characters and a literal.
 _BUILTIN_CHARACTERS: Final[Mapping[str, tuple[str, ...]]] = {
     "private_key": ("G-",),
     "pgp_private_key": ("G-",),
@@ -111,20 +111,48 @@ _BUILTIN_CHARACTERS: Final[Mapping[str, tuple[str, ...]]] = {
     "slack_webhook_url": ("/",),
     "aws_access_key_id": ("A",),
     "aws_secret_access_key": (":", "="),
-    "bearer_token": ("",),
+    "bearer_token": ("b", "B"),
 }
+# The characters past ASCII that IGNORECASE matches to an ASCII letter, and that letter
+# (tests/unit/recording/test_redaction_gate.py searches every code point for others).
+NON_ASCII_CASES: Final[Mapping[str, str]] = {"\u0130": "i", "\u0131": "i", "\u017f": "s", "\u212a": "k"}
+# Those a case-insensitive built-in literal may hold, in UTF-8, with their letter.
+_FOLDS: Final = tuple(
+    (character.encode(), letter.encode())
+    for character, letter in NON_ASCII_CASES.items()
+    if any(letter in literal for _, insensitive in _BUILTIN_LITERALS.values() for literal in insensitive)
+)
+
+
+def _fold(text: str) -> str:
+    """``text`` with its ASCII letters lowered and every character IGNORECASE matches to a
+    letter of a case-insensitive literal written as that letter, so that it holds such a
+    literal wherever a case-insensitive match holds it; other characters past ASCII become
+    other characters past ASCII, never an ASCII one.
+
+    Not ``casefold()``: on text that is not all ASCII (curly quotes, accents, emoji, other
+    scripts) that runs Unicode's full case folding, 6-10 ns a character; this is 1-2 ns:
+    the UTF-8 bytes are lowered (ASCII letters only) and read back as Latin-1, one
+    character per byte, where a multi-byte character's bytes are all past ASCII.
+    """
+    if text.isascii():
+        return text.lower()
+    folded = text.encode("utf-8", "surrogatepass").lower()
+    for character, letter in _FOLDS:
+        folded = folded.replace(character, letter)
+    return folded.decode("latin-1")
+
+
+# A kind in the pre-check: its index, its cased literals, its case-insensitive ones.
+_Member = tuple[int, tuple[str, ...], tuple[str, ...]]
 # The pre-check: groups of (the first character every match of the group's kinds holds,
-# the others, the group's gates; per kind: its index, its cased literals, its
-# case-insensitive ones).
-_PreCheck = tuple[
-    tuple[str, str, tuple[re.Pattern[str], ...], tuple[tuple[int, tuple[str, ...], tuple[str, ...]], ...]],
-    ...,
-]
+# the others, the group's gates, its kinds).
+_PreCheck = tuple[tuple[str, str, tuple[re.Pattern[str], ...], tuple[_Member, ...]], ...]
 
 
 def _pre_check(kinds: Iterable[str]) -> _PreCheck:
     """The pre-check for ``kinds``, every one of them built in."""
-    groups: dict[str, list[tuple[int, tuple[str, ...], tuple[str, ...]]]] = {}
+    groups: dict[str, list[_Member]] = {}
     for index, kind in enumerate(kinds):
         for characters in _BUILTIN_CHARACTERS[kind]:
             groups.setdefault(characters, []).append((index, *_BUILTIN_LITERALS[kind]))
@@ -139,7 +167,7 @@ def _pre_check(kinds: Iterable[str]) -> _PreCheck:
 GATED_LENGTH = 256
 
 
-def _gates(members: list[tuple[int, tuple[str, ...], tuple[str, ...]]]) -> tuple[re.Pattern[str], ...]:
+def _gates(members: list[_Member]) -> tuple[re.Pattern[str], ...]:
     """Regexes of which one matches any text holding a cased literal of ``members``: one per
     first character of those literals (none when a member has a case-insensitive literal,
     which they cannot stand for).
@@ -245,11 +273,12 @@ class SecretScrubber:
         if self._literals is None:
             return list(range(len(self.kinds)))
         found: list[int] = []
+        looked_at: list[int] = []  # kinds whose literals were searched for
         folded: str | None = None
         # Plain loops, no any() or generators: a text with no candidate (nearly all of them)
         # costs one `in` per group, and the loops' own overhead is most of what is left.
         for first, others, gates, members in self._literals:
-            if first not in text:  # the usual end of a group ("" is in every text)
+            if first not in text:  # the usual end of a group
                 continue
             for character in others:
                 if character not in text:
@@ -262,8 +291,9 @@ class SecretScrubber:
                     else:  # none of the group's literals: the usual end for markdown and code
                         continue
                 for index, cased, case_insensitive in members:
-                    if index in found:  # a kind in two groups (":" and "=")
+                    if index in looked_at:  # a kind in two groups (":" and "=", "b" and "B")
                         continue
+                    looked_at.append(index)
                     for literal in cased:
                         if literal in text:
                             found.append(index)
@@ -271,7 +301,7 @@ class SecretScrubber:
                     else:
                         if case_insensitive:
                             if folded is None:
-                                folded = text.casefold()
+                                folded = _fold(text)
                             for literal in case_insensitive:
                                 if literal in folded:
                                     found.append(index)

@@ -7,6 +7,9 @@ pre-check, so both must agree on every text.
 
 from __future__ import annotations
 
+import re
+import string
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -16,6 +19,7 @@ from promptrecorder.recording.redaction import (
     _BUILTIN_LITERALS,
     BUILTIN_SECRET_PATTERNS,
     GATED_LENGTH,
+    NON_ASCII_CASES,
     SecretScrubber,
 )
 
@@ -104,13 +108,12 @@ def test_a_subset_of_the_built_in_patterns_keeps_the_pre_check():
 
 # Holds every group's characters and none of its literals: in a text this long each group
 # passes its character check and its gates (searched from GATED_LENGTH characters on) decide.
-FILLER = ("G-k-A9_x-/:= hk " * (GATED_LENGTH // 8))[: GATED_LENGTH + 1]
+FILLER = ("G-k-A9_x-/:= Bb " * (GATED_LENGTH // 8))[: GATED_LENGTH + 1]
 
 
 def test_a_long_text_with_every_character_and_no_literal_searches_no_kind():
-    assert all(
-        character in FILLER for characters in _BUILTIN_CHARACTERS.values() for character in characters[0]
-    )
+    every_set = [characters for sets in _BUILTIN_CHARACTERS.values() for characters in sets]
+    assert all(character in FILLER for characters in every_set for character in characters)
     assert GATED._candidates(FILLER) == []
     assert GATED._candidates(FILLER[: GATED_LENGTH - 1]) == []  # the same answer without the gates
 
@@ -133,3 +136,29 @@ def test_each_cased_literal_passes_its_gates_anywhere_in_a_long_text(kind, liter
 def test_the_gates_never_change_the_result(text):
     for long_text in (FILLER + text, text + FILLER):
         assert GATED(long_text) == UNGATED(long_text)
+
+
+def test_the_non_ascii_characters_ignorecase_takes_for_ascii_letters_are_all_known():
+    """The pre-check folds these onto their letter (not casefold(), which is slow on text that
+    is not ASCII): every code point past ASCII is tried against every ASCII letter."""
+    everything = "".join(chr(point) for point in range(0x80, 0x110000) if not 0xD800 <= point <= 0xDFFF)
+    found = {}
+    for letter in string.ascii_lowercase:
+        for character in re.findall(f"(?i:{letter})", everything):
+            found[character] = letter
+    assert found == NON_ASCII_CASES
+
+
+@pytest.mark.parametrize("filler", ["", "→ “quoted” café 😀 " * 20])
+@pytest.mark.parametrize(
+    "secret",
+    [
+        "aws_secret_access_key = " + "A" * 40,
+        "AW\u017f_\u017fECRET_ACCE\u017f\u017f_KEY: " + "b" * 40,
+        "Authorization: BeArEr abcdefghijklmnop1234",
+    ],
+)
+def test_case_insensitive_kinds_are_found_in_text_that_is_not_ascii(filler, secret):
+    text = filler + secret + filler
+    assert GATED(text) == UNGATED(text)
+    assert GATED(text)[1] == 1
