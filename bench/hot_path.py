@@ -58,9 +58,11 @@ from promptrecorder.export.otlp_encode import encode_span
 from promptrecorder.recording import semconv
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "hot_path.json"
+# English as a prompt holds it: capitals ("A" starts an AWS or Google key), a "b" (the
+# bearer token's), "task-" (which holds the OpenAI key's "sk-"), an "x" and "-" (Slack's).
 PROSE = (
-    "The on-call engineer asks whether the printer on floor three is out of toner again; "
-    "the task-risk notes say the duplex unit jams when the tray is overfilled. "
+    "Bob, the on-call engineer, asks whether the printer on floor three is out of toner again; "
+    "A task-risk note says the duplex unit jams when the tray is overfilled by a ream. "
 )
 SIZES = (100, 10_000, 1_000_000)
 THREADS = (1, 8, 32)
