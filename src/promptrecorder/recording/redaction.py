@@ -116,7 +116,8 @@ _BUILTIN_CHARACTERS: Final[Mapping[str, tuple[str, ...]]] = {
 # The characters past ASCII that IGNORECASE matches to an ASCII letter, and that letter
 # (tests/unit/recording/test_redaction_gate.py searches every code point for others).
 NON_ASCII_CASES: Final[Mapping[str, str]] = {"\u0130": "i", "\u0131": "i", "\u017f": "s", "\u212a": "k"}
-# Those a case-insensitive built-in literal may hold, in UTF-8, with their letter.
+# Those whose letter a case-insensitive built-in literal holds (U+017F, for "secret"), in
+# UTF-8, with that letter.
 _FOLDS: Final = tuple(
     (character.encode(), letter.encode())
     for character, letter in NON_ASCII_CASES.items()
