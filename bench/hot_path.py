@@ -15,8 +15,15 @@ Both sides end their spans into the same processor, which encodes every span int
 ends (``promptrecorder.export.otlp_encode.encode_span``, what ``configure()``'s pipeline does in
 the thread that ends the span) and drops the bytes, so the reference pays for its payload as
 ours does. With ``--export memory`` the processor is instead a SimpleSpanProcessor with an
-InMemorySpanExporter (no encoding), as the figures issue 15 quotes were measured. Each is measured twice for ours: with the per-pair call spans (``call_spans=True``,
-the default) and without (events only).
+InMemorySpanExporter (no encoding), as the figures issue 15 quotes were measured. Each is
+measured twice for ours: with the per-pair call spans (``call_spans=True``, the default) and
+without (events only).
+
+A second reference per text size, ``bare_stock``, is the same bare span encoded by the stock
+OTLP exporter's encoder (``encode_spans([span]).SerializeToString()``, protobuf): what a
+service that makes the span itself and exports it with the SDK's own pipeline pays for it
+(there in the BatchSpanProcessor's thread, under the same GIL). Context only, no target: it
+credits ours with our encoder's speed.
 
 A **floor** row per text size and mode is only the SDK calls and the encoding of exactly the
 bytes ``ours`` exports, every attribute prebuilt from a real recorder: ``floor / bare`` says
